@@ -1,0 +1,257 @@
+"""The warehouse's star schema, defined once and created identically on DuckDB and PostgreSQL.
+
+Times in fact tables are UTC without a zone (`*_at` columns); each incident also
+keeps its local date and hour for hour-of-week views. A lifecycle time a source does
+not record is NULL, never 0, and `fct_incident.lifecycle_recorded` says which steps
+the source records at all.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    Sequence,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+run_id_seq = Sequence("etl_run_id_seq", metadata=metadata)
+
+etl_run = Table(
+    "etl_run",
+    metadata,
+    Column("run_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("source", String, nullable=False),
+    Column("path", Text),
+    Column("mapping", Text),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("status", String, nullable=False),  # running | succeeded | failed
+    Column("rows_read", BigInteger, nullable=False, default=0),
+    Column("rows_loaded", BigInteger, nullable=False, default=0),
+    Column("rows_rejected", BigInteger, nullable=False, default=0),
+    Column("rows_duplicate", BigInteger, nullable=False, default=0),
+    Column("rows_set_aside", BigInteger, nullable=False, default=0),
+    Column("files", Integer, nullable=False, default=0),
+    Column("message", Text),
+)
+
+etl_quarantine = Table(
+    "etl_quarantine",
+    metadata,
+    Column("run_id", BigInteger, nullable=False),
+    Column("source", String, nullable=False),
+    Column("file", Text, nullable=False),
+    Column("line", BigInteger, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+# One row per area at every level (force, local authority, ward/neighbourhood,
+# LSOA), so maps and pickers at any level read one table.
+dim_area = Table(
+    "dim_area",
+    metadata,
+    Column("area_code", String, primary_key=True),
+    Column("area_name", String, nullable=False),
+    Column("level", String, nullable=False),  # force | lad | ward | lsoa
+    Column("parent_code", String),
+    Column("force_name", String),
+    Column("geometry_wkt", Text),  # WGS84, repaired; NULL when no polygon is held
+    Column("area_km2", Float),
+    Column("centroid_lon", Float),
+    Column("centroid_lat", Float),
+    Column("geometry_repaired", Boolean, nullable=False, default=False),
+    Column("source_file", Text),
+)
+
+# The LSOA grain with its whole chain of parents: what fact rows join to.
+dim_geography = Table(
+    "dim_geography",
+    metadata,
+    Column("lsoa_code", String, primary_key=True),
+    Column("lsoa_name", String, nullable=False),
+    Column("ward_code", String),
+    Column("ward_name", String),
+    Column("lad_code", String),
+    Column("lad_name", String),
+    Column("force_name", String),
+    Column("population", BigInteger),
+    Column("population_year", Integer),
+    Column("urban_rural", String),  # urban | rural
+    Column("centroid_lon", Float),
+    Column("centroid_lat", Float),
+)
+
+dim_date = Table(
+    "dim_date",
+    metadata,
+    Column("date_key", Integer, primary_key=True, autoincrement=False),  # yyyymmdd
+    Column("date", Date, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("month", Integer, nullable=False),
+    Column("month_start", Date, nullable=False),
+    Column("financial_year", Integer, nullable=False),  # April start year
+    Column("financial_year_label", String, nullable=False),  # 2024/25
+    Column("iso_week_start", Date, nullable=False),
+    Column("day_of_week", Integer, nullable=False),  # 0 = Monday
+)
+
+dim_crime_type = Table(
+    "dim_crime_type",
+    metadata,
+    Column("crime_type", String, primary_key=True),
+    Column("category_group", String, nullable=False),
+    Column("harm_weight_days", Float, nullable=False),
+    Column("is_legacy", Boolean, nullable=False, default=False),
+)
+
+dim_outcome = Table(
+    "dim_outcome",
+    metadata,
+    Column("outcome_category", String, primary_key=True),
+    Column("outcome_group", String, nullable=False),
+    Column("home_office_types", String),
+    Column("is_final", Boolean, nullable=False),
+)
+
+dim_incident_grade = Table(
+    "dim_incident_grade",
+    metadata,
+    Column("grade_key", Integer, primary_key=True, autoincrement=False),
+    Column("grade", String, nullable=False),
+    Column("label", String, nullable=False),
+    Column("target_urban_minutes", Float),
+    Column("target_rural_minutes", Float),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date),  # NULL: still in force
+)
+
+stg_police_uk__crimes = Table(
+    "stg_police_uk__crimes",
+    metadata,
+    Column("crime_id", String),
+    Column("month", Date, nullable=False),
+    Column("reported_by", String),
+    Column("falls_within", String, nullable=False),
+    Column("longitude", Float),
+    Column("latitude", Float),
+    Column("location", String),
+    Column("lsoa_code_source", String),
+    Column("crime_type", String, nullable=False),
+    Column("last_outcome_category", String),
+    Column("context", Text),
+    Column("source_file", Text, nullable=False),
+    Column("source_line", BigInteger, nullable=False),
+)
+
+fct_crime = Table(
+    "fct_crime",
+    metadata,
+    # police.uk's Crime ID, or for ASB rows (which have none) a key derived from the
+    # file and line, so a re-load of the same file does not duplicate them.
+    Column("crime_key", String, primary_key=True),
+    Column("crime_id", String),
+    Column("is_asb", Boolean, nullable=False),
+    Column("month", Date, nullable=False),
+    Column("force_name", String, nullable=False),
+    Column("reported_by", String),
+    Column("longitude", Float),
+    Column("latitude", Float),
+    Column("location", String),
+    Column("lsoa_code_source", String),
+    Column("lsoa_code", String),  # the geography LSOA it was placed in, or NULL
+    Column("placement", String, nullable=False),  # lsoa_code | coordinates | unplaced
+    Column("crime_type", String, nullable=False),
+    Column("last_outcome_category", String),
+    Column("context", Text),
+    Column("first_run_id", BigInteger, nullable=False),
+    Column("last_run_id", BigInteger, nullable=False),
+)
+
+fct_incident = Table(
+    "fct_incident",
+    metadata,
+    Column("source", String, primary_key=True),
+    Column("incident_id", String, primary_key=True),
+    Column("force_name", String),
+    Column("call_received_at", DateTime),
+    Column("call_answered_at", DateTime),
+    Column("incident_created_at", DateTime, nullable=False),
+    Column("graded_at", DateTime),
+    Column("dispatched_at", DateTime),
+    Column("arrived_at", DateTime),
+    Column("closed_at", DateTime),
+    Column("local_date", Date, nullable=False),
+    Column("local_hour", Integer, nullable=False),
+    Column("local_dow", Integer, nullable=False),  # 0 = Monday
+    Column("time_zone", String, nullable=False),
+    Column("opening_grade", String),
+    Column("final_grade", String),
+    Column("incident_type", String),
+    Column("location", String),
+    Column("lsoa_code", String),
+    Column("longitude", Float),
+    Column("latitude", Float),
+    Column("channel", String),  # 999 | 101 | other
+    Column("attending_unit", String),
+    # Seconds; NULL where a step is not recorded.
+    Column("answer_seconds", Float),
+    Column("dispatch_seconds", Float),
+    Column("travel_seconds", Float),
+    Column("attend_seconds", Float),
+    # Comma-separated lifecycle steps this source records at all.
+    Column("lifecycle_recorded", String, nullable=False),
+    Column("last_run_id", BigInteger, nullable=False),
+)
+
+fct_call = Table(
+    "fct_call",
+    metadata,
+    Column("source", String, primary_key=True),
+    Column("call_id", String, primary_key=True),
+    Column("line", String, nullable=False),  # 999 | 101 | other
+    Column("queued_at", DateTime, nullable=False),  # presented to the force (BT hand-over)
+    Column("bt_connected_at", DateTime),  # 999 only: BT operator took the call
+    Column("answered_at", DateTime),
+    Column("abandoned_at", DateTime),
+    Column("bt_seconds", Float),
+    Column("answer_seconds", Float),  # queue entry to answer; NULL if abandoned
+    Column("wait_seconds", Float),  # queue entry to answer or abandonment
+    Column("local_date", Date, nullable=False),
+    Column("local_hour", Integer, nullable=False),
+    Column("last_run_id", BigInteger, nullable=False),
+)
+
+# The interval shape: per period and line, calls answered by band and abandoned.
+# Call-level logs are aggregated into the same bands by the query layer.
+fct_call_interval = Table(
+    "fct_call_interval",
+    metadata,
+    Column("source", String, primary_key=True),
+    Column("interval_start", DateTime, primary_key=True),  # local time
+    Column("line", String, primary_key=True),
+    Column("interval_minutes", Integer, nullable=False),
+    Column("answered_10", BigInteger, nullable=False),
+    Column("answered_15", BigInteger, nullable=False),
+    Column("answered_20", BigInteger, nullable=False),
+    Column("answered_40", BigInteger, nullable=False),
+    Column("answered_60", BigInteger, nullable=False),
+    Column("answered_120", BigInteger, nullable=False),
+    Column("answered_over_120", BigInteger, nullable=False),
+    Column("abandoned", BigInteger, nullable=False),
+    Column("offered", BigInteger, nullable=False),
+    Column("last_run_id", BigInteger, nullable=False),
+)
+
+FACT_TABLES = ("fct_crime", "fct_incident", "fct_call", "fct_call_interval")

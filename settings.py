@@ -1,0 +1,95 @@
+"""The one table of Bluelamp's settings: name, default and help, read from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "BLUELAMP_WAREHOUSE_URL",
+        "duckdb:///bluelamp.duckdb",
+        "SQLAlchemy URL of the warehouse: a DuckDB file (published as immutable "
+        "snapshots) or postgresql+psycopg://host/db.",
+    ),
+    Setting(
+        "BLUELAMP_SECRET_KEY",
+        "",
+        "Flask secret key for sessions. Required outside the demo; the demo makes a "
+        "random one per start.",
+    ),
+    Setting(
+        "BLUELAMP_USERS_FILE",
+        "users.toml",
+        "TOML file of users: name, salted password hash and role.",
+    ),
+    Setting(
+        "BLUELAMP_CACHE_URL",
+        "",
+        "Cache for query results: empty for a per-process memory cache, or "
+        "redis://host:port/db shared by every worker.",
+    ),
+    Setting(
+        "BLUELAMP_TILE_URL",
+        "",
+        "Map tile server URL template for exported maps; empty draws on a blank "
+        "background (no network).",
+    ),
+    Setting(
+        "BLUELAMP_DEMO_DIR",
+        "demo-data",
+        "Folder where `python -m etl demo` writes the generated source files.",
+    ),
+    Setting(
+        "BLUELAMP_INTERVAL_POLICE_UK_STREET",
+        "360",
+        "Minutes between scheduled refreshes of police.uk street crime.",
+    ),
+    Setting(
+        "BLUELAMP_INTERVAL_CAD",
+        "5",
+        "Minutes between scheduled refreshes of the command-and-control export.",
+    ),
+    Setting(
+        "BLUELAMP_INTERVAL_CALLS",
+        "15",
+        "Minutes between scheduled refreshes of call answering.",
+    ),
+    Setting(
+        "BLUELAMP_INTERVAL_BOUNDARIES",
+        "10080",
+        "Minutes between scheduled refreshes of boundary layers.",
+    ),
+    Setting(
+        "BLUELAMP_INTERVAL_POPULATION",
+        "10080",
+        "Minutes between scheduled refreshes of resident population.",
+    ),
+    Setting(
+        "BLUELAMP_SCHEDULE_FILE",
+        "schedule.toml",
+        "TOML file naming, per source, the path (and mapping) the scheduler loads.",
+    ),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def get(name: str, environ: dict[str, str] | None = None) -> str:
+    """Return a setting's value from the environment, or its default."""
+    setting = _BY_NAME[name]
+    env = os.environ if environ is None else environ
+    value = env.get(name, "")
+    return value if value != "" else setting.default
+
+
+def interval_setting_name(source: str) -> str:
+    return "BLUELAMP_INTERVAL_" + source.upper().replace("-", "_")
