@@ -1,4 +1,4 @@
-"""The one table of Bluelamp's settings: name, default and help, read from the environment."""
+"""The one table of Bluelamp's settings: name, default and help, read from the env."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ import datetime as dt
 import gzip
 import io
 import logging
+import re
 import sys
 import time
 import tomllib
@@ -132,7 +133,9 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
         if path.suffix == ".gz":
             data = gzip.decompress(data)
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise SourceError(f"{path}: the gzip file is truncated or corrupt ({exc})")
+        raise SourceError(
+            f"{path}: the gzip file is truncated or corrupt ({exc})"
+        ) from exc
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc})") from exc
     try:
@@ -206,6 +209,15 @@ def read_csv(
     return CsvFile(path=path, frame=frame, text=text_, bad_rows=bad)
 
 
+def _all_lines_have(fields: int, text_: str, delimiter: str) -> bool:
+    lines = pd.Series(text_.split("\n")[1:], dtype=object)
+    if len(lines) and lines.iloc[-1] == "":
+        lines = lines.iloc[:-1]
+    if '"' in text_:
+        lines = lines.str.replace(r'"[^"]*"', "", regex=True)
+    return bool((lines.str.count(re.escape(delimiter)) + 1 == fields).all())
+
+
 def _parse_rows(
     text_: str, header: list[str], delimiter: str, path: Path
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -222,8 +234,13 @@ def _parse_rows(
             skip_blank_lines=True,
         )
         frame.columns = header
-        # Fast path is exact only when every record is one physical line.
-        if len(frame) == newlines - 1 and blank_lines == 0:
+        # The fast path is exact only when every record is one physical line with
+        # the header's field count (pandas pads short rows without a word).
+        if (
+            len(frame) == newlines - 1
+            and blank_lines == 0
+            and _all_lines_have(len(header), text_, delimiter)
+        ):
             frame["_line"] = range(2, len(frame) + 2)
             return frame, pd.DataFrame(columns=QUARANTINE_COLUMNS)
     except pd.errors.ParserError:
@@ -313,7 +330,9 @@ def upsert(
     return inserted, updated, int(unchanged)
 
 
-def split_duplicates(frame: pd.DataFrame, keys: Sequence[str]) -> tuple[pd.DataFrame, int]:
+def split_duplicates(
+    frame: pd.DataFrame, keys: Sequence[str]
+) -> tuple[pd.DataFrame, int]:
     """Keep the last row per key; return it and how many earlier rows were dropped."""
     kept = frame.drop_duplicates(subset=list(keys), keep="last")
     return kept, len(frame) - len(kept)
@@ -414,7 +433,8 @@ def _run_row(result: RunResult, path, mapping_path, started) -> dict:
 def _record(conn: Connection, result: RunResult, path, mapping_path, started) -> None:
     from etl.schema import etl_run
 
-    conn.execute(etl_run.insert().values(**_run_row(result, path, mapping_path, started)))
+    row = _run_row(result, path, mapping_path, started)
+    conn.execute(etl_run.insert().values(**row))
 
 
 def _record_failure(url: str, result: RunResult, path, mapping_path, started) -> None:
@@ -451,7 +471,8 @@ class Progress:
     def _line(self) -> str:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         of = f" of {self.total:,}" if self.total else ""
-        return f"{self.label}: {self.done:,}{of} rows, {self.done / elapsed:,.0f} rows/s"
+        rate = self.done / elapsed
+        return f"{self.label}: {self.done:,}{of} rows, {rate:,.0f} rows/s"
 
     def finish(self) -> str:
         line = self._line() + f" in {time.perf_counter() - self.started:.1f} s"

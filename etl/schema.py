@@ -1,4 +1,4 @@
-"""The warehouse's star schema, defined once and created identically on DuckDB and PostgreSQL.
+"""The warehouse star schema, defined once, created alike on DuckDB and PostgreSQL.
 
 Times in fact tables are UTC without a zone (`*_at` columns); each incident also
 keeps its local date and hour for hour-of-week views. A lifecycle time a source does
@@ -89,6 +89,8 @@ dim_geography = Table(
     Column("population", BigInteger),
     Column("population_year", Integer),
     Column("urban_rural", String),  # urban | rural
+    # ruc: an ONS rural-urban class in the boundary layer; density: population per km2
+    Column("urban_rural_source", String),
     Column("centroid_lon", Float),
     Column("centroid_lat", Float),
 )
@@ -221,7 +223,8 @@ fct_call = Table(
     Column("source", String, primary_key=True),
     Column("call_id", String, primary_key=True),
     Column("line", String, nullable=False),  # 999 | 101 | other
-    Column("queued_at", DateTime, nullable=False),  # presented to the force (BT hand-over)
+    # Presented to the force: for 999, BT's hand-over.
+    Column("queued_at", DateTime, nullable=False),
     Column("bt_connected_at", DateTime),  # 999 only: BT operator took the call
     Column("answered_at", DateTime),
     Column("abandoned_at", DateTime),

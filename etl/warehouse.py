@@ -107,7 +107,7 @@ def _duckdb_engine(path: Path, read_only: bool) -> Engine:
 
 @contextlib.contextmanager
 def write(url: str) -> Iterator[Connection]:
-    """A connection in one transaction whose work readers see all at once, or not at all."""
+    """A connection in one transaction: readers see all of its work or none."""
     if not is_duckdb(url):
         engine = create_engine(url)
         try:
@@ -242,7 +242,9 @@ def insert_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
             duck.complete()
         duck.register(view, frame)
         try:
-            duck.execute(f'INSERT INTO "{table}" ({col_sql}) SELECT {col_sql} FROM {view}')
+            duck.execute(
+                f'INSERT INTO "{table}" ({col_sql}) SELECT {col_sql} FROM {view}'
+            )
         finally:
             duck.unregister(view)
         return len(frame)

@@ -49,7 +49,7 @@ def duckdb_url(tmp_path) -> str:
 def postgres_url():
     """A URL whose tables live in a fresh PostgreSQL schema, dropped afterwards."""
     if not _postgres_available():
-        if os.environ.get("CI") or os.environ.get("BLUELAMP_REQUIRE_SHARED_DATA") == "1":
+        if os.environ.get("CI") or os.environ.get("BLUELAMP_REQUIRE_SHARED_DATA"):
             pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}")
         pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}")
     name = f"bl_{uuid.uuid4().hex[:12]}"
