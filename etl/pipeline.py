@@ -30,9 +30,10 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from sqlalchemy import Connection, text
+from sqlalchemy import Column, Connection, MetaData, Table, text
+from sqlalchemy.schema import CreateTable
 
-from etl import warehouse
+from etl import schema, warehouse
 
 log = logging.getLogger("bluelamp.etl")
 
@@ -294,9 +295,14 @@ def upsert(
         return 0, 0, 0
     stage = f"_stage_{table}"
     conn.execute(text(f'DROP TABLE IF EXISTS "{stage}"'))
-    conn.execute(
-        text(f'CREATE TEMPORARY TABLE "{stage}" AS SELECT * FROM "{table}" WHERE 1=0')
+    # Explicit column DDL, not CREATE ... AS SELECT: DuckDB 2.0 reads such a table
+    # back empty once it holds a full row group (122,880 rows) in a transaction.
+    target = schema.metadata.tables[table]
+    staging = Table(
+        stage, MetaData(), *(Column(c.name, c.type) for c in target.columns),
+        prefixes=["TEMPORARY"],
     )
+    conn.execute(CreateTable(staging))
     warehouse.insert_frame(conn, stage, frame)
     on_keys = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
     same = " AND ".join(f't."{c}" IS NOT DISTINCT FROM s."{c}"' for c in compare)
@@ -441,8 +447,8 @@ def _record_failure(url: str, result: RunResult, path, mapping_path, started) ->
     # The failed load was rolled back; the failure itself is kept for `status`.
     try:
         with warehouse.write(url) as conn:
-            if result.run_id is None:
-                result.run_id = warehouse.next_run_id(conn)
+            # A fresh id: on DuckDB the failed load's id died with its snapshot.
+            result.run_id = warehouse.next_run_id(conn)
             _record(conn, result, path, mapping_path, started)
     except Exception:  # noqa: BLE001 - the original failure is what matters
         log.exception("could not record the failed run")

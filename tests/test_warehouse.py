@@ -127,3 +127,21 @@ def test_run_ids_come_from_a_sequence(warehouse_url):
         first = warehouse.next_run_id(conn)
         second = warehouse.next_run_id(conn)
     assert second == first + 1
+
+
+def test_upsert_of_more_than_one_duckdb_row_group_keeps_every_row(warehouse_url):
+    """DuckDB 2.0 lost rows staged by CREATE ... AS SELECT past 122,880 rows."""
+    from etl.pipeline import upsert
+
+    warehouse.ensure_schema(warehouse_url)
+    rows = quarantine_rows(130_000).assign(run_id=range(130_000))
+    with warehouse.write(warehouse_url) as conn:
+        assert upsert(conn, "etl_quarantine", rows, ["run_id"], ["reason"]) == (
+            130_000, 0, 0,
+        )
+    changed = rows.assign(reason=["because"] * 65_000 + ["changed"] * 65_000)
+    with warehouse.write(warehouse_url) as conn:
+        assert upsert(conn, "etl_quarantine", changed, ["run_id"], ["reason"]) == (
+            0, 65_000, 65_000,
+        )
+    assert count(warehouse_url, "etl_quarantine") == 130_000
