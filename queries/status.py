@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import Connection, func, select, text
 
-from etl.schema import etl_quarantine
+from etl.schema import FACT_TABLES, etl_quarantine
 
 COUNT_COLUMNS = [
     "rows_read",
@@ -169,11 +169,18 @@ def quarantine_count(
     return int(conn.execute(stmt).scalar())
 
 
-def fact_row_counts(conn: Connection) -> dict[str, int]:
-    """Rows per fact table, in one round trip: what each refresh changed."""
-    from etl.schema import FACT_TABLES
-
+def freshness(conn: Connection) -> dict:
+    """The latest successful run and rows per fact table, read on one connection so
+    both come from the same snapshot."""
+    latest = latest_run(conn)
     sql = " UNION ALL ".join(
         f"SELECT '{table}' AS fact, count(*) AS n FROM {table}" for table in FACT_TABLES
     )
-    return {row.fact: int(row.n) for row in conn.execute(text(sql))}
+    facts = {row.fact: int(row.n) for row in conn.execute(text(sql))}
+    if latest.empty:
+        return {"run_id": 0, "finished_at": None, "facts": facts}
+    return {
+        "run_id": int(latest["run_id"].iloc[0]),
+        "finished_at": latest["finished_at"].iloc[0].isoformat(),
+        "facts": facts,
+    }
