@@ -189,11 +189,14 @@ fct_incident = Table(
     Column("force_name", String),
     Column("call_received_at", DateTime),
     Column("call_answered_at", DateTime),
-    Column("incident_created_at", DateTime, nullable=False),
+    # NULL when the source does not record creation (e.g. only an arrival time).
+    Column("incident_created_at", DateTime),
     Column("graded_at", DateTime),
     Column("dispatched_at", DateTime),
     Column("arrived_at", DateTime),
     Column("closed_at", DateTime),
+    # The earliest recorded time; local_date/hour/dow are taken from it.
+    Column("reference_at", DateTime, nullable=False),
     Column("local_date", Date, nullable=False),
     Column("local_hour", Integer, nullable=False),
     Column("local_dow", Integer, nullable=False),  # 0 = Monday
