@@ -19,7 +19,6 @@ import datetime as dt
 import gzip
 import io
 import logging
-import re
 import sys
 import time
 import tomllib
@@ -28,7 +27,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import yaml
 from sqlalchemy import Column, Connection, MetaData, Table, text
 from sqlalchemy.schema import CreateTable
@@ -210,43 +212,46 @@ def read_csv(
     return CsvFile(path=path, frame=frame, text=text_, bad_rows=bad)
 
 
-def _all_lines_have(fields: int, text_: str, delimiter: str) -> bool:
-    lines = pd.Series(text_.split("\n")[1:], dtype=object)
-    if len(lines) and lines.iloc[-1] == "":
-        lines = lines.iloc[:-1]
-    if '"' in text_:
-        lines = lines.str.replace(r'"[^"]*"', "", regex=True)
-    return bool((lines.str.count(re.escape(delimiter)) + 1 == fields).all())
+def _parse_fast(text_: str, header: list[str], delimiter: str) -> pd.DataFrame | None:
+    """Parse with pyarrow (multi-threaded); None if any row is irregular."""
+    irregular = []
+
+    def note_irregular(row) -> str:
+        irregular.append(row.number)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(text_.encode("utf-8")),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, invalid_row_handler=note_irregular
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid:
+        return None
+    if irregular:
+        return None
+    return table.to_pandas()
 
 
 def _parse_rows(
     text_: str, header: list[str], delimiter: str, path: Path
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     newlines = text_.count("\n") - (0 if text_.endswith("\n") else -1)
-    blank_lines = text_.count("\n\n")
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text_),
-            dtype=str,
-            keep_default_na=False,
-            sep=delimiter,
-            engine="c",
-            on_bad_lines="error",
-            skip_blank_lines=True,
-        )
-        frame.columns = header
-        # The fast path is exact only when every record is one physical line with
-        # the header's field count (pandas pads short rows without a word).
-        if (
-            len(frame) == newlines - 1
-            and blank_lines == 0
-            and _all_lines_have(len(header), text_, delimiter)
-        ):
-            frame["_line"] = range(2, len(frame) + 2)
-            return frame, pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    except pd.errors.ParserError:
-        pass
-    # Slow path: a record spans lines, or some rows have the wrong field count.
+    frame = _parse_fast(text_, header, delimiter)
+    # The fast path is exact only when every record is one physical line with the
+    # header's field count: then row i is line i + 2.
+    if frame is not None and len(frame) == newlines - 1:
+        frame["_line"] = np.arange(2, len(frame) + 2)
+        return frame, pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    # Slow path, exact line numbers: a record spans lines, or has the wrong
+    # field count.
     rows: list[list[str]] = []
     line_numbers: list[int] = []
     bad: list[dict] = []
