@@ -69,10 +69,7 @@ class _GenerationProgress:
         self.bar.advance(rows)
 
     def finish(self) -> None:
-        line = self.bar.finish()
-        log.info(line)
-        if not self.bar.interactive:
-            print(line)
+        log.info(self.bar.finish())
 
 
 def cmd_demo_data(args, url: str) -> int:
@@ -107,7 +104,6 @@ def cmd_demo(args, url: str) -> int:
         failed = False
         for name, path in paths.items():
             result = pipeline.run(url, name, path)
-            print(result.summary())
             failed = failed or result.status != "succeeded"
         _write_demo_schedule(paths)
         if failed:
@@ -235,6 +231,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # pyogrio logs every layer it writes at INFO; only its warnings matter here.
+    logging.getLogger("pyogrio").setLevel(logging.WARNING)
     pd.set_option("display.width", 160)
     args = parser().parse_args(argv)
     url = settings.get("BLUELAMP_WAREHOUSE_URL")
