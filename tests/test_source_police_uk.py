@@ -61,7 +61,11 @@ def test_leicestershire_months_load_and_balance(warehouse_url, shared_data, tmp_
         == result.rows_read
     )
     with_id = raw[raw["Crime ID"] != ""]
-    # A crime repeated in a later month is one row, in its latest month.
+    # A crime repeated in a later month is one row: the latest sighting's outcome
+    # and place, counted in the month it was first recorded.
+    with_id = with_id.assign(
+        Month=with_id.groupby("Crime ID")["Month"].transform("min")
+    )
     latest = pd.concat(
         [with_id.drop_duplicates("Crime ID", keep="last"), raw[raw["Crime ID"] == ""]]
     )
@@ -130,7 +134,7 @@ def test_later_file_updates_a_crimes_outcome(warehouse_url, tmp_path):
     )
     _write(
         tmp_path / "2024-02-test-street.csv",
-        [CRIME.format(month="2024-01", outcome="Local resolution")],
+        [CRIME.format(month="2024-02", outcome="Local resolution")],
     )
     first = pipeline.run(
         warehouse_url, "police-uk-street", tmp_path / "2024-01-test-street.csv"
@@ -144,6 +148,7 @@ def test_later_file_updates_a_crimes_outcome(warehouse_url, tmp_path):
     assert len(crimes) == 3  # two identical ASB rows stay two crimes
     crime = crimes[crimes["crime_id"] == "abc123"].iloc[0]
     assert crime["last_outcome_category"] == "Local resolution"
+    assert str(crime["month"])[:10] == "2024-01-01"  # still its recorded month
     assert crime["first_run_id"] == first.run_id
     assert crime["last_run_id"] == second.run_id
     both = pipeline.run(warehouse_url, "police-uk-street", tmp_path)

@@ -264,33 +264,50 @@ def place(conn: Connection, rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return lsoa, placement
 
 
-def _first_run_ids(conn: Connection, keys: pd.Series, run_id: int) -> pd.Series:
-    """Keep the run that first loaded each crime when a later run updates it."""
+def _first_sightings(
+    conn: Connection, keys: pd.Series, months: pd.Series, run_id: int
+) -> tuple[pd.Series, pd.Series]:
+    """Each crime's first loading run and its recorded month.
+
+    A crime republished in a later file brings a newer outcome, not a new month:
+    it stays counted in the month it was first recorded.
+    """
     first = pd.Series(run_id, index=keys.index, dtype="int64")
     if not conn.execute(text("SELECT count(*) FROM fct_crime")).scalar():
-        return first
+        return first, months
     conn.execute(text('DROP TABLE IF EXISTS "_crime_keys"'))
     conn.execute(text('CREATE TEMPORARY TABLE "_crime_keys" (crime_key VARCHAR)'))
     warehouse.insert_frame(conn, "_crime_keys", pd.DataFrame({"crime_key": keys}))
-    held = conn.execute(
-        text(
-            "SELECT f.crime_key, f.first_run_id FROM fct_crime f "
-            'JOIN "_crime_keys" k ON k.crime_key = f.crime_key'
-        )
-    ).fetchall()
+    held = pd.DataFrame(
+        conn.execute(
+            text(
+                "SELECT f.crime_key, f.first_run_id, f.month FROM fct_crime f "
+                'JOIN "_crime_keys" k ON k.crime_key = f.crime_key'
+            )
+        ).fetchall(),
+        columns=["crime_key", "first_run_id", "month"],
+    )
     conn.execute(text('DROP TABLE "_crime_keys"'))
-    if held:
-        earlier = pd.Series(dict(held), dtype="int64")
-        found = keys.map(earlier)
-        first = first.where(found.isna(), found).astype("int64")
-    return first
+    if held.empty:
+        return first, months
+    held = held.set_index("crime_key")
+    found_run = keys.map(held["first_run_id"])
+    found_month = keys.map(held["month"])
+    first = first.where(found_run.isna(), found_run).astype("int64")
+    months = months.where(found_month.isna() | (months <= found_month), found_month)
+    return first, months
 
 
 def load(conn: Connection, staged: Staged, run_id: int) -> Loaded:
     rows = staged.frames["rows"]
     conn.execute(text("DELETE FROM stg_police_uk__crimes"))
     warehouse.insert_frame(conn, "stg_police_uk__crimes", rows[STAGED_COLUMNS])
+    # The last sighting brings the latest outcome; the first, the recorded month.
+    rows = rows.assign(month=rows.groupby("crime_key")["month"].transform("min"))
     rows, in_run_duplicates = pipeline.split_duplicates(rows, ["crime_key"])
+    first_run_ids, months = _first_sightings(
+        conn, rows["crime_key"], rows["month"], run_id
+    )
     reference.upsert_reference(conn)
     notes = []
     if unknown := _add_unknown_crime_types(conn, rows["crime_type"]):
@@ -304,7 +321,7 @@ def load(conn: Connection, staged: Staged, run_id: int) -> Loaded:
             "crime_key": rows["crime_key"],
             "crime_id": rows["crime_id"],
             "is_asb": rows["crime_type"].eq(ASB).astype(bool),
-            "month": rows["month"],
+            "month": months,
             "force_name": rows["falls_within"],
             "reported_by": rows["reported_by"],
             "longitude": rows["longitude"],
@@ -316,7 +333,7 @@ def load(conn: Connection, staged: Staged, run_id: int) -> Loaded:
             "crime_type": rows["crime_type"],
             "last_outcome_category": rows["last_outcome_category"],
             "context": rows["context"],
-            "first_run_id": _first_run_ids(conn, rows["crime_key"], run_id),
+            "first_run_id": first_run_ids,
             "last_run_id": run_id,
         }
     )
