@@ -305,6 +305,10 @@ def upsert(
     """
     if frame.empty:
         return 0, 0, 0
+    if conn.execute(text(f'SELECT 1 FROM "{table}" LIMIT 1')).first() is None:
+        # A first load has nothing to compare against: append straight away.
+        warehouse.insert_frame(conn, table, frame)
+        return len(frame), 0, 0
     stage = f"_stage_{table}"
     conn.execute(text(f'DROP TABLE IF EXISTS "{stage}"'))
     # Explicit column DDL, not CREATE ... AS SELECT: DuckDB 2.0 reads such a table
