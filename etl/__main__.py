@@ -52,7 +52,9 @@ def _generate(args) -> dict[str, Path]:
     paths = demo.generate(
         Path(args.out),
         years=args.years,
+        months=args.months,
         seed=args.seed,
+        boundaries_dir=Path(args.boundaries) if args.boundaries else None,
         progress=progress,
     )
     progress.finish()
@@ -208,7 +210,13 @@ def parser() -> argparse.ArgumentParser:
     ):
         cmd = sub.add_parser(name, help=help_)
         cmd.add_argument("--years", type=int, default=2)
+        cmd.add_argument(
+            "--months", type=int, help="a span in months instead of --years"
+        )
         cmd.add_argument("--seed", type=int, default=42)
+        cmd.add_argument(
+            "--boundaries", help="real boundary layers to use instead of synthetic"
+        )
         if name == "demo-data":
             cmd.add_argument("--out", required=True)
         else:
