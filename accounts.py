@@ -23,12 +23,15 @@ DEMO_PASSWORD = "bluelamp-demo"
 # for a role is refused with 403 on the server, and left out of that role's navbar.
 # Admin sees every page, including ones added before this table names them.
 ROLES: dict[str, frozenset[str]] = {
-    "leader": frozenset({"/", "/data-status"}),
-    "commander": frozenset({"/"}),
-    "analyst": frozenset({"/", "/data-status"}),
+    "leader": frozenset({"/", "/data-status", "/crime"}),
+    "commander": frozenset({"/", "/crime"}),
+    "analyst": frozenset({"/", "/data-status", "/crime"}),
     "display": frozenset({"/"}),
     "admin": frozenset({"*"}),
 }
+
+# Roles that may download data (CSV and map exports); the others get 403.
+EXPORT_ROLES = frozenset({"analyst", "admin"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ def may_see(role: str | None, path: str) -> bool:
     """Whether a role may open the page at `path` (a registered page path)."""
     allowed = ROLES.get(role or "", frozenset())
     return "*" in allowed or path in allowed
+
+
+def may_export(role: str | None) -> bool:
+    """Whether a role may download the rows behind a page's charts."""
+    return (role or "") in EXPORT_ROLES
 
 
 def load_users(path: str | Path) -> dict[str, User]:

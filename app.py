@@ -16,7 +16,7 @@ from flask_caching import Cache
 
 import accounts
 import settings
-from dashboards import components
+from dashboards import components, exports
 from etl import warehouse
 from etl.sources import SOURCES
 from queries import status
@@ -71,6 +71,7 @@ def create_app(environ: dict[str, str] | None = None) -> Dash:
     server.before_request(lambda: _refuse_unseen_pages(verifier))
     server.after_request(_add_security_headers)
     server.add_url_rule("/api/freshness", "freshness", freshness)
+    server.register_blueprint(exports.blueprint)
     app.layout = shell
     app.callback(
         Output("shell-data-as-at", "children"), Input("shell-refresh", "n_intervals")

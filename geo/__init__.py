@@ -1,0 +1,1 @@
+"""Geography for maps: simplified boundary files, choropleths and heat-map exports."""
