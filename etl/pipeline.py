@@ -3,6 +3,7 @@
 A source module (see `etl/sources/`) provides:
 
 - `NAME` (the CLI name) and `PATTERNS` (file globs it reads in a folder);
+- `WRITES`: the fact tables it loads, whose keys are checked after every load;
 - `stage(files, mapping) -> Staged`: parse and validate, outside any transaction;
   raise `SourceError` for a whole-file problem;
 - `load(conn, staged, run_id) -> Loaded`: write into the warehouse inside the
@@ -35,7 +36,7 @@ import yaml
 from sqlalchemy import Column, Connection, MetaData, Table, text
 from sqlalchemy.schema import CreateTable
 
-from etl import schema, warehouse
+from etl import checks, schema, warehouse
 
 log = logging.getLogger("bluelamp.etl")
 
@@ -421,6 +422,10 @@ def run(
                     f"accounting does not balance: read {result.rows_read:,} but "
                     f"loaded + rejected + duplicate + set aside = {accounted:,}"
                 )
+            try:
+                checks.check_facts(conn, getattr(source, "WRITES", ()))
+            except checks.CheckFailed as exc:
+                raise SourceError(str(exc)) from exc
             result.status = "succeeded"
             result.message = "; ".join(staged.notes + loaded.notes)
             result.seconds = time.perf_counter() - clock

@@ -20,6 +20,9 @@ OUTPUT, SIZES = browser_tests.OUTPUT, browser_tests.SIZES
 
 pytestmark = [pytest.mark.browser, pytest.mark.real_data]
 
+SETTLED = (
+    "return document.querySelector('[data-dash-is-loading=\"true\"]') === null"
+)
 MAP_DRAWN = """
 const gd = document.querySelector('#crime-map .js-plotly-plot');
 return !!(gd && gd._fullData && gd._fullData.length
@@ -117,7 +120,10 @@ def test_crime_page_draws_drills_goes_back_and_exports(chromium, live_url, crime
     assert "E05001784" in set(frame["area_code"])
     assert set(frame["area_code"]) == set(chromium.execute_script(MAP_LOCATIONS))
 
-    # Back steps up one drill: the force again.
+    # Back steps up one drill: the force again. Wait for the drill's updates to
+    # settle first: Dash Pages re-renders the page on back, and plotly logs an
+    # error if a graph is unmounted while an update to it is still in flight.
+    wait.until(lambda d: d.execute_script(SETTLED))
     chromium.back()
     wait.until(lambda d: query_of(d).get("level") == ["force"])
     wait.until(lambda d: d.execute_script(MAP_DRAWN))

@@ -17,6 +17,7 @@ from etl.pipeline import QUARANTINE_COLUMNS, Loaded, SourceError, Staged
 
 NAME = "boundaries"
 PATTERNS = ("*.geojson", "*.gpkg", "*.shp")
+WRITES = ()
 
 LEVELS = ("force", "lad", "ward", "lsoa")
 AREA_COLUMNS = [

@@ -15,6 +15,7 @@ from etl.pipeline import Loaded, SourceError, Staged
 
 NAME = "cad"
 PATTERNS = ("*.csv", "*.csv.gz")
+WRITES = ("fct_incident",)
 TABLE = "fct_incident"
 KEYS = ("source", "incident_id")
 # Contract files carry UTC offsets; the zone only places local date and hour.

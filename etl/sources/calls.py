@@ -15,6 +15,7 @@ from etl.schema import fct_call_interval
 
 NAME = "calls"
 PATTERNS = ("*.csv", "*.csv.gz")
+WRITES = ("fct_call", "fct_call_interval")
 DEFAULT_ZONE = "Europe/London"
 DEFAULT_SOURCE_NAME = "calls"
 LINES = ("999", "101", "other")

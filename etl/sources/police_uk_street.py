@@ -14,6 +14,7 @@ from etl.pipeline import QUARANTINE_COLUMNS, Loaded, SourceError, Staged
 
 NAME = "police-uk-street"
 PATTERNS = ("*-street.csv", "*-street.csv.gz")
+WRITES = ("fct_crime",)
 
 CURRENT = [
     "Crime ID",

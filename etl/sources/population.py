@@ -13,6 +13,7 @@ from etl.sources.boundaries import GEOGRAPHY_COLUMNS
 
 NAME = "population"
 PATTERNS = ("*.csv", "*.csv.gz")
+WRITES = ()
 
 CODE_COLUMNS = ("lsoa21_code", "LSOA21CD", "lsoa11_code", "lsoa_code")
 TOTAL_COLUMNS = ("usual_residents_total", "population")
