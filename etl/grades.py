@@ -29,7 +29,7 @@ DEFAULT_GRADES: list[dict] = [
         "target_urban_minutes": 10.0,
         "target_rural_minutes": 10.0,
         "valid_from": EARLIEST,
-        "valid_to": TARGETS_CHANGED - dt.timedelta(days=1),
+        "valid_to": TARGETS_CHANGED,
     },
     {
         "grade_key": 2,
@@ -38,7 +38,7 @@ DEFAULT_GRADES: list[dict] = [
         "target_urban_minutes": 30.0,
         "target_rural_minutes": 30.0,
         "valid_from": EARLIEST,
-        "valid_to": TARGETS_CHANGED - dt.timedelta(days=1),
+        "valid_to": TARGETS_CHANGED,
     },
     {
         "grade_key": 3,

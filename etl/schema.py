@@ -14,7 +14,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
-    Float,
+    Double,
     Integer,
     MetaData,
     Sequence,
@@ -68,9 +68,9 @@ dim_area = Table(
     Column("parent_code", String),
     Column("force_name", String),
     Column("geometry_wkt", Text),  # WGS84, repaired; NULL when no polygon is held
-    Column("area_km2", Float),
-    Column("centroid_lon", Float),
-    Column("centroid_lat", Float),
+    Column("area_km2", Double),
+    Column("centroid_lon", Double),
+    Column("centroid_lat", Double),
     Column("geometry_repaired", Boolean, nullable=False, default=False),
     Column("source_file", Text),
 )
@@ -91,8 +91,8 @@ dim_geography = Table(
     Column("urban_rural", String),  # urban | rural
     # ruc: an ONS rural-urban class in the boundary layer; density: population per km2
     Column("urban_rural_source", String),
-    Column("centroid_lon", Float),
-    Column("centroid_lat", Float),
+    Column("centroid_lon", Double),
+    Column("centroid_lat", Double),
 )
 
 dim_date = Table(
@@ -114,7 +114,7 @@ dim_crime_type = Table(
     metadata,
     Column("crime_type", String, primary_key=True),
     Column("category_group", String, nullable=False),
-    Column("harm_weight_days", Float, nullable=False),
+    Column("harm_weight_days", Double, nullable=False),
     Column("is_legacy", Boolean, nullable=False, default=False),
 )
 
@@ -133,10 +133,10 @@ dim_incident_grade = Table(
     Column("grade_key", Integer, primary_key=True, autoincrement=False),
     Column("grade", String, nullable=False),
     Column("label", String, nullable=False),
-    Column("target_urban_minutes", Float),
-    Column("target_rural_minutes", Float),
+    Column("target_urban_minutes", Double),
+    Column("target_rural_minutes", Double),
     Column("valid_from", Date, nullable=False),
-    Column("valid_to", Date),  # NULL: still in force
+    Column("valid_to", Date),  # exclusive; NULL: still in force
 )
 
 stg_police_uk__crimes = Table(
@@ -146,8 +146,8 @@ stg_police_uk__crimes = Table(
     Column("month", Date, nullable=False),
     Column("reported_by", String),
     Column("falls_within", String, nullable=False),
-    Column("longitude", Float),
-    Column("latitude", Float),
+    Column("longitude", Double),
+    Column("latitude", Double),
     Column("location", String),
     Column("lsoa_code_source", String),
     Column("crime_type", String, nullable=False),
@@ -168,8 +168,8 @@ fct_crime = Table(
     Column("month", Date, nullable=False),
     Column("force_name", String, nullable=False),
     Column("reported_by", String),
-    Column("longitude", Float),
-    Column("latitude", Float),
+    Column("longitude", Double),
+    Column("latitude", Double),
     Column("location", String),
     Column("lsoa_code_source", String),
     Column("lsoa_code", String),  # the geography LSOA it was placed in, or NULL
@@ -206,15 +206,15 @@ fct_incident = Table(
     Column("incident_type", String),
     Column("location", String),
     Column("lsoa_code", String),
-    Column("longitude", Float),
-    Column("latitude", Float),
+    Column("longitude", Double),
+    Column("latitude", Double),
     Column("channel", String),  # 999 | 101 | other
     Column("attending_unit", String),
     # Seconds; NULL where a step is not recorded.
-    Column("answer_seconds", Float),
-    Column("dispatch_seconds", Float),
-    Column("travel_seconds", Float),
-    Column("attend_seconds", Float),
+    Column("answer_seconds", Double),
+    Column("dispatch_seconds", Double),
+    Column("travel_seconds", Double),
+    Column("attend_seconds", Double),
     # Comma-separated lifecycle steps this source records at all.
     Column("lifecycle_recorded", String, nullable=False),
     Column("last_run_id", BigInteger, nullable=False),
@@ -231,9 +231,9 @@ fct_call = Table(
     Column("bt_connected_at", DateTime),  # 999 only: BT operator took the call
     Column("answered_at", DateTime),
     Column("abandoned_at", DateTime),
-    Column("bt_seconds", Float),
-    Column("answer_seconds", Float),  # queue entry to answer; NULL if abandoned
-    Column("wait_seconds", Float),  # queue entry to answer or abandonment
+    Column("bt_seconds", Double),
+    Column("answer_seconds", Double),  # queue entry to answer; NULL if abandoned
+    Column("wait_seconds", Double),  # queue entry to answer or abandonment
     Column("local_date", Date, nullable=False),
     Column("local_hour", Integer, nullable=False),
     Column("last_run_id", BigInteger, nullable=False),

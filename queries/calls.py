@@ -132,3 +132,34 @@ def _answering_frame(raw: pd.DataFrame) -> pd.DataFrame:
     total = pd.to_numeric(raw["answer_seconds_sum"]).astype("float64")
     out["mean_answer_seconds"] = (total / known.where(known > 0)).astype("float64")
     return out[ANSWERING_COLUMNS]
+
+
+def bt_leg(
+    conn: Connection,
+    source: str | None = None,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """Per line: mean seconds of BT's connection leg and how many calls timed it.
+
+    Only call-level rows time the leg; `start`/`end` as in `answering_bands`.
+    """
+    call_local = "(local_date + local_hour * INTERVAL '1 hour')"
+    where, params = _filters(call_local, source, None, start, end)
+    sql = f"""
+        SELECT line, avg(bt_seconds) AS mean_bt_seconds, count(bt_seconds) AS bt_calls
+        FROM fct_call{where}
+        GROUP BY line
+        ORDER BY line
+    """
+    rows = conn.execute(text(sql), params).mappings().all()
+    frame = pd.DataFrame(rows, columns=["line", "mean_bt_seconds", "bt_calls"])
+    return pd.DataFrame(
+        {
+            "line": frame["line"].astype("str"),
+            "mean_bt_seconds": pd.to_numeric(frame["mean_bt_seconds"]).astype(
+                "float64"
+            ),
+            "bt_calls": pd.to_numeric(frame["bt_calls"]).astype("int64"),
+        }
+    )

@@ -84,3 +84,24 @@ def u_chart(counts: pd.Series, exposure: pd.Series) -> pd.DataFrame:
     above, below = out["rate"] > out["upper"], out["rate"] < out["lower"]
     out["outside"] = (above | below).astype(bool)
     return out
+
+
+def p_chart(successes: pd.Series, trials: pd.Series) -> pd.DataFrame:
+    """Control limits for proportions: centre = sum(x)/sum(n), +- 3 sqrt(p(1-p)/n_i).
+
+    Limits are clipped to [0, 1]; a point with no trials has no proportion or limits.
+    """
+    x = pd.to_numeric(successes).astype("float64")
+    n = pd.to_numeric(trials).astype("float64")
+    n = n.where(n > 0)
+    total = n.sum()
+    centre = x[n.notna()].sum() / total if total > 0 else np.nan
+    sigma = np.sqrt(centre * (1.0 - centre) / n)
+    out = pd.DataFrame(index=successes.index)
+    out["proportion"] = x / n
+    out["centre"] = centre
+    out["lower"] = (centre - CONTROL_SIGMAS * sigma).clip(lower=0.0)
+    out["upper"] = (centre + CONTROL_SIGMAS * sigma).clip(upper=1.0)
+    above, below = out["proportion"] > out["upper"], out["proportion"] < out["lower"]
+    out["outside"] = (above | below).astype(bool)
+    return out

@@ -1,0 +1,933 @@
+"""Incident management: time to attend by grade, the queue, drill-down to one incident.
+
+Every figure is on the incident's final grade and is dated by its `reference_at`
+(the earliest recorded time), so an incident spanning midnight belongs to the day it
+began and the local hour is the wall-clock hour in the source's own zone.
+
+Target per incident: the `dim_incident_grade` row of its final grade whose
+[valid_from, valid_to) holds its local date, urban or rural by the incident's LSOA
+(`dim_geography.urban_rural`). An incident with no known location (no LSOA, or an
+LSOA without a class) is held to the urban target, the stricter one. Within target
+means attend_seconds <= target minutes * 60. A grade with no target (Grade 3, 4)
+is counted in volumes and medians but never in within-target shares.
+
+A step a source does not record is NULL, never 0: an incident without an arrival
+time is not "attended", and its medians are NaN, not 0 minutes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, bindparam, text
+
+from queries import calls, stats
+
+LEVELS = ("force", "lad", "ward", "lsoa")
+STEPS = (
+    "call_received",
+    "call_answered",
+    "incident_created",
+    "graded",
+    "dispatched",
+    "arrived",
+    "closed",
+)
+STEP_COLUMNS = {step: f"{step}_at" for step in STEPS}
+# The timeline row each component of attendance ends on.
+COMPONENTS = {
+    "call_answered": ("answer", "answer_seconds"),
+    "dispatched": ("dispatch", "dispatch_seconds"),
+    "arrived": ("travel", "travel_seconds"),
+}
+DEFAULT_TREND_GRADE = "1"
+NOT_GRADED = "Not graded"
+LINES = ("999", "101")
+
+SOURCES_COLUMNS = [
+    "source",
+    "force_name",
+    "incidents",
+    "first_date",
+    "last_date",
+    "lifecycle_recorded",
+]
+ATTENDANCE_COLUMNS = [
+    "final_grade",
+    "label",
+    "incidents",
+    "attended",
+    "with_target",
+    "within_target",
+    "share_within_target",
+    "median_attend_min",
+    "p90_attend_min",
+    "median_answer_s",
+    "median_dispatch_s",
+    "median_travel_s",
+    "target_urban_minutes",
+    "target_rural_minutes",
+    "incidents_last_year",
+    "with_target_last_year",
+    "within_target_last_year",
+    "share_within_target_last_year",
+    "median_attend_min_last_year",
+    "z",
+    "significance",
+]
+OPEN_QUEUE_COLUMNS = ["final_grade", "open_incidents", "oldest_wait_min"]
+AREA_COLUMNS = [
+    "area_code",
+    "area_name",
+    "incidents",
+    "attended",
+    "with_target",
+    "within_target",
+    "share_within_target",
+    "median_attend_min",
+]
+HOUR_COLUMNS = [
+    "local_dow",
+    "local_hour",
+    "incidents",
+    "attended",
+    "with_target",
+    "within_target",
+    "share_within_target",
+    "median_attend_min",
+]
+CELL_COLUMNS = [
+    "source",
+    "incident_id",
+    "local_date",
+    "reference_at",
+    "final_grade",
+    "opening_grade",
+    "incident_type",
+    "attend_min",
+    "target_min",
+    "within_target",
+]
+TIMELINE_COLUMNS = [
+    "step",
+    "at_utc",
+    "at_local",
+    "minutes_since_previous",
+    "component",
+    "component_min",
+]
+WEEKLY_COLUMNS = [
+    "week_start",
+    "incidents",
+    "attended",
+    "with_target",
+    "within_target",
+    "share",
+    "target_minutes",
+    "centre",
+    "lower",
+    "upper",
+    "outside",
+]
+EXCEPTION_COLUMNS = [
+    "source",
+    "incident_id",
+    "local_date",
+    "reference_at",
+    "final_grade",
+    "attend_min",
+    "target_min",
+    "over_by_min",
+]
+OPEN_PAST_COLUMNS = [
+    "source",
+    "incident_id",
+    "reference_at",
+    "final_grade",
+    "waiting_min",
+    "target_min",
+]
+ANSWERING_COLUMNS = [
+    "line",
+    "offered",
+    "answered",
+    "within_10",
+    "share_within_10",
+    "band_10_60",
+    "band_60_plus",
+    "abandoned",
+    "abandoned_share",
+    "mean_answer_s",
+    "mean_bt_s",
+]
+
+_GEOGRAPHY_COLUMN = {"lad": "lad_code", "ward": "ward_code", "lsoa": "lsoa_code"}
+_FORCE_NAME = (
+    "(SELECT force_name FROM dim_area WHERE area_code = :area_code AND level = 'force')"
+)
+_MEASURED = "s.attend_seconds IS NOT NULL AND s.target_min IS NOT NULL"
+_WITHIN = "s.attend_seconds <= s.target_min * 60"
+# Only a source that records arrival or closure can say an incident is still open.
+_OPEN = (
+    "s.arrived_at IS NULL AND s.closed_at IS NULL "
+    "AND (s.lifecycle_recorded LIKE '%arrived%' "
+    "OR s.lifecycle_recorded LIKE '%closed%') "
+    "AND s.reference_at <= :now"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class IncidentFilters:
+    start: dt.date
+    end: dt.date
+    source: str | None = None
+    grades: tuple[str, ...] = ()
+    area_level: str = "force"
+    area_code: str | None = None
+
+    def __post_init__(self):
+        if self.area_level not in LEVELS:
+            raise ValueError(f"area_level {self.area_level!r} is not one of {LEVELS}")
+
+    def previous_year(self) -> IncidentFilters:
+        """The same dates a year earlier (29 February becomes the 28th)."""
+        return dataclasses.replace(
+            self, start=_year_earlier(self.start), end=_year_earlier(self.end)
+        )
+
+
+def _year_earlier(day: dt.date) -> dt.date:
+    if day.month == 2 and day.day == 29:
+        return dt.date(day.year - 1, 2, 28)
+    return day.replace(year=day.year - 1)
+
+
+# ---------------------------------------------------------------------------
+# SQL building blocks: fixed fragments chosen by the filters; every value is bound.
+
+
+def _run(conn: Connection, sql: str, params: dict) -> pd.DataFrame:
+    statement = text(sql)
+    if "grades" in params:
+        statement = statement.bindparams(bindparam("grades", expanding=True))
+    result = conn.execute(statement, params)
+    if conn.dialect.name == "duckdb":
+        frame = result.cursor.df()
+        result.close()
+        return frame
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def _params(f: IncidentFilters) -> dict:
+    previous = f.previous_year()
+    params = {
+        "start": f.start,
+        "end": f.end,
+        "previous_start": previous.start,
+        "previous_end": previous.end,
+    }
+    if f.source is not None:
+        params["source"] = f.source
+    if f.grades:
+        params["grades"] = list(f.grades)
+    if f.area_code is not None:
+        params["area_code"] = f.area_code
+    return params
+
+
+def _scope(f: IncidentFilters) -> str:
+    """Conditions on fct_incident i for f's source, grades and area (not dates)."""
+    clauses = []
+    if f.source is not None:
+        clauses.append("i.source = :source")
+    if f.grades:
+        clauses.append("i.final_grade IN :grades")
+    if f.area_code is not None:
+        if f.area_level == "force":
+            clauses.append(f"i.force_name = {_FORCE_NAME}")
+        elif f.area_level == "lsoa":
+            clauses.append("i.lsoa_code = :area_code")
+        else:
+            column = _GEOGRAPHY_COLUMN[f.area_level]
+            clauses.append(
+                "i.lsoa_code IN "
+                f"(SELECT lsoa_code FROM dim_geography WHERE {column} = :area_code)"
+            )
+    return " AND ".join(clauses) or "TRUE"
+
+
+def _scored(where: str, name: str = "scored") -> str:
+    """A CTE `name`: the incidents matching `where`, each with its target."""
+    return f"""
+        {name} AS (
+            SELECT i.source, i.incident_id, i.force_name, i.reference_at,
+                   i.local_date, i.local_hour, i.local_dow, i.time_zone,
+                   i.final_grade, i.opening_grade, i.incident_type, i.location,
+                   i.lsoa_code, i.channel, i.attending_unit, i.arrived_at,
+                   i.closed_at, i.answer_seconds, i.dispatch_seconds,
+                   i.travel_seconds, i.attend_seconds, i.lifecycle_recorded,
+                   geo.ward_code, geo.lad_code,
+                   CASE WHEN geo.urban_rural = 'rural' THEN 'rural' ELSE 'urban' END
+                       AS urban_rural,
+                   CASE WHEN geo.urban_rural = 'rural' THEN d.target_rural_minutes
+                        ELSE d.target_urban_minutes END AS target_min,
+                   d.label AS grade_label
+            FROM fct_incident i
+            LEFT JOIN dim_geography geo ON geo.lsoa_code = i.lsoa_code
+            LEFT JOIN dim_incident_grade d
+                ON d.grade = i.final_grade
+               AND d.valid_from <= i.local_date
+               AND (d.valid_to IS NULL OR i.local_date < d.valid_to)
+            WHERE {where}
+        )
+    """
+
+
+def _in_period(f: IncidentFilters) -> str:
+    return _scored(f"i.local_date BETWEEN :start AND :end AND {_scope(f)}")
+
+
+def _measures(suffix: str = "") -> str:
+    """Attendance aggregates over the rows of a scored CTE aliased s."""
+    return f"""
+        count(*) AS incidents{suffix},
+        count(s.arrived_at) AS attended{suffix},
+        count(*) FILTER (WHERE {_MEASURED}) AS with_target{suffix},
+        count(*) FILTER (WHERE {_WITHIN}) AS within_target{suffix},
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY s.attend_seconds) / 60.0
+            AS median_attend_min{suffix}
+    """
+
+
+# ---------------------------------------------------------------------------
+# Sources and what they record
+
+
+def incident_sources(conn: Connection) -> pd.DataFrame:
+    """One row per source: volumes, dates held and the lifecycle steps it records."""
+    sql = """
+        SELECT source, max(force_name) AS force_name, count(*) AS incidents,
+               min(local_date) AS first_date, max(local_date) AS last_date,
+               max(lifecycle_recorded) AS lifecycle_recorded
+        FROM fct_incident
+        GROUP BY source
+        ORDER BY source
+    """
+    frame = _run(conn, sql, {})
+    return pd.DataFrame(
+        {
+            "source": _column(frame, "source", "str"),
+            "force_name": _column(frame, "force_name", "str"),
+            "incidents": _counts(frame, "incidents"),
+            "first_date": _dates(frame, "first_date"),
+            "last_date": _dates(frame, "last_date"),
+            "lifecycle_recorded": _column(frame, "lifecycle_recorded", "str"),
+        }
+    )[SOURCES_COLUMNS]
+
+
+def not_recorded(conn: Connection, source: str) -> list[str]:
+    """The STEPS `source` records for none of its incidents, in lifecycle order."""
+    sql = "SELECT DISTINCT lifecycle_recorded FROM fct_incident WHERE source = :source"
+    frame = _run(conn, sql, {"source": source})
+    recorded = {
+        step
+        for value in frame.get("lifecycle_recorded", [])
+        for step in str(value).split(",")
+    }
+    return [step for step in STEPS if step not in recorded]
+
+
+def date_range(
+    conn: Connection, source: str | None = None
+) -> tuple[dt.date, dt.date] | None:
+    sql = "SELECT min(local_date) AS lo, max(local_date) AS hi FROM fct_incident"
+    params = {}
+    if source is not None:
+        sql += " WHERE source = :source"
+        params["source"] = source
+    row = _run(conn, sql, params).iloc[0]
+    if pd.isna(row["lo"]):
+        return None
+    return pd.Timestamp(row["lo"]).date(), pd.Timestamp(row["hi"]).date()
+
+
+# ---------------------------------------------------------------------------
+# Attendance
+
+
+def attendance_by_grade(conn: Connection, f: IncidentFilters) -> pd.DataFrame:
+    """One row per final grade present in the period (ungraded incidents last).
+
+    `attended` counts incidents with an arrival recorded; `with_target` those whose
+    time to attend is known and whose grade carried a target on their date, the
+    denominator of `share_within_target`. Targets shown are those in force at f.end.
+    Unknown locations are held to the urban target. z compares within-target counts
+    with the same dates a year earlier (Poisson).
+    """
+    # Two scans, one per year, so each percentile sorts only its own period's rows.
+    scope = _scope(f)
+    previous = f"i.local_date BETWEEN :previous_start AND :previous_end AND {scope}"
+    sql = f"""
+        WITH {_in_period(f)},
+        {_scored(previous, "scored_last_year")},
+        current_year AS (
+            SELECT s.final_grade,
+                {_measures()},
+                percentile_cont(0.9) WITHIN GROUP (ORDER BY s.attend_seconds) / 60.0
+                    AS p90_attend_min,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY s.answer_seconds)
+                    AS median_answer_s,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY s.dispatch_seconds)
+                    AS median_dispatch_s,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY s.travel_seconds)
+                    AS median_travel_s,
+                max(s.grade_label) AS label_then
+            FROM scored s
+            GROUP BY s.final_grade
+        ),
+        last_year AS (
+            SELECT s.final_grade, {_measures(suffix="_last_year")}
+            FROM scored_last_year s
+            GROUP BY s.final_grade
+        )
+        SELECT c.*, y.incidents_last_year, y.attended_last_year,
+               y.with_target_last_year, y.within_target_last_year,
+               y.median_attend_min_last_year,
+               e.label, e.target_urban_minutes, e.target_rural_minutes
+        FROM current_year c
+        LEFT JOIN last_year y ON y.final_grade IS NOT DISTINCT FROM c.final_grade
+        LEFT JOIN dim_incident_grade e
+            ON e.grade = c.final_grade
+           AND e.valid_from <= :end
+           AND (e.valid_to IS NULL OR :end < e.valid_to)
+    """
+    frame = _run(conn, sql, _params(f))
+    out = pd.DataFrame({"final_grade": _column(frame, "final_grade", "str")})
+    label = _column(frame, "label", "str").fillna(_column(frame, "label_then", "str"))
+    out["label"] = label.where(out["final_grade"].notna(), NOT_GRADED)
+    for name in ATTENDANCE_COLUMNS:
+        if name in ("final_grade", "label", "z", "significance"):
+            continue
+        if name.startswith("share_"):
+            continue
+        if name in ("incidents", "attended", "with_target", "within_target") or (
+            name.endswith("_last_year") and not name.startswith("median")
+        ):
+            out[name] = _counts(frame, name)
+        else:
+            out[name] = _column(frame, name, "float64")
+    out["share_within_target"] = _share(out["within_target"], out["with_target"])
+    out["share_within_target_last_year"] = _share(
+        out["within_target_last_year"], out["with_target_last_year"]
+    )
+    out["z"] = stats.poisson_z(out["within_target"], out["within_target_last_year"])
+    out["significance"] = stats.significance(out["z"])
+    out = out.iloc[_grade_order(out["final_grade"])].reset_index(drop=True)
+    return out[ATTENDANCE_COLUMNS]
+
+
+def regrade_rate(conn: Connection, f: IncidentFilters) -> dict:
+    """Incidents whose final grade differs from the opening one, of those with both.
+
+    Upgraded means a more urgent final grade (a lower grade number: 2 -> 1).
+    """
+    both = "i.opening_grade IS NOT NULL AND i.final_grade IS NOT NULL"
+    more_urgent = (
+        "(length(i.final_grade) < length(i.opening_grade) OR "
+        "(length(i.final_grade) = length(i.opening_grade) "
+        "AND i.final_grade < i.opening_grade))"
+    )
+    less_urgent = (
+        "(length(i.final_grade) > length(i.opening_grade) OR "
+        "(length(i.final_grade) = length(i.opening_grade) "
+        "AND i.final_grade > i.opening_grade))"
+    )
+    sql = f"""
+        SELECT count(*) FILTER (WHERE {both}) AS with_both,
+               count(*) FILTER (WHERE {both} AND i.final_grade <> i.opening_grade)
+                   AS regraded,
+               count(*) FILTER (WHERE {both} AND {more_urgent}) AS upgraded,
+               count(*) FILTER (WHERE {both} AND {less_urgent}) AS downgraded
+        FROM fct_incident i
+        WHERE i.local_date BETWEEN :start AND :end AND {_scope(f)}
+    """
+    row = _run(conn, sql, _params(f)).iloc[0]
+    with_both = _int(row["with_both"])
+    regraded = _int(row["regraded"])
+    return {
+        "incidents_with_both_grades": with_both,
+        "regraded": regraded,
+        "share": regraded / with_both if with_both else None,
+        "upgraded": _int(row["upgraded"]),
+        "downgraded": _int(row["downgraded"]),
+    }
+
+
+def open_queue(conn: Connection, f: IncidentFilters, now: dt.datetime) -> pd.DataFrame:
+    """Incidents with neither an arrival nor a close, by grade, and the oldest wait.
+
+    `now` is UTC without a zone, like the warehouse. Sources that record neither
+    arrival nor closure cannot have an open queue and are left out.
+    """
+    sql = f"""
+        WITH {_in_period(f)}
+        SELECT s.final_grade, count(*) AS open_incidents,
+               min(s.reference_at) AS oldest
+        FROM scored s
+        WHERE {_OPEN}
+        GROUP BY s.final_grade
+    """
+    frame = _run(conn, sql, _params(f) | {"now": now})
+    out = pd.DataFrame(
+        {
+            "final_grade": _column(frame, "final_grade", "str"),
+            "open_incidents": _counts(frame, "open_incidents"),
+        }
+    )
+    waited = pd.Timestamp(now) - _timestamps(frame, "oldest")
+    out["oldest_wait_min"] = (waited.dt.total_seconds() / 60.0).astype("float64")
+    out = out.iloc[_grade_order(out["final_grade"])].reset_index(drop=True)
+    return out[OPEN_QUEUE_COLUMNS]
+
+
+def by_area(conn: Connection, f: IncidentFilters, level: str) -> pd.DataFrame:
+    """Every area at `level` inside f's area, areas without incidents as zero rows."""
+    if level not in LEVELS:
+        raise ValueError(f"level {level!r} is not one of {LEVELS}")
+    if LEVELS.index(level) < LEVELS.index(f.area_level):
+        raise ValueError(f"level {level!r} is above the filter's {f.area_level!r}")
+    if level == "force":
+        area_key, incident_key = "a.force_name", "s.force_name"
+    else:
+        area_key = "a.area_code"
+        incident_key = f"s.{_GEOGRAPHY_COLUMN[level]}"
+    sql = f"""
+        WITH {_in_period(f)},
+        areas AS (
+            SELECT a.area_code, a.area_name, {area_key} AS area_key
+            FROM dim_area a
+            WHERE a.level = :level AND {_membership(f, level)}
+        ),
+        measured AS (
+            SELECT {incident_key} AS area_key, {_measures()}
+            FROM scored s
+            GROUP BY {incident_key}
+        )
+        SELECT a.area_code, a.area_name, m.incidents, m.attended, m.with_target,
+               m.within_target, m.median_attend_min
+        FROM areas a
+        LEFT JOIN measured m ON m.area_key = a.area_key
+        ORDER BY a.area_name, a.area_code
+    """
+    frame = _run(conn, sql, _params(f) | {"level": level})
+    out = pd.DataFrame(
+        {
+            "area_code": _column(frame, "area_code", "str"),
+            "area_name": _column(frame, "area_name", "str"),
+        }
+    )
+    return _with_measures(out, frame)[AREA_COLUMNS]
+
+
+def _membership(f: IncidentFilters, level: str) -> str:
+    """A condition on dim_area a: the area at `level` lies inside f's area."""
+    if f.area_code is None:
+        return "TRUE"
+    if level == f.area_level:
+        return "a.area_code = :area_code"
+    if f.area_level == "force":
+        return f"a.force_name = {_FORCE_NAME}"
+    if level == "ward":  # inside a local authority: its parent
+        return "a.parent_code = :area_code"
+    column = _GEOGRAPHY_COLUMN[f.area_level]
+    return (
+        "a.area_code IN "
+        f"(SELECT lsoa_code FROM dim_geography WHERE {column} = :area_code)"
+    )
+
+
+def hour_of_week(conn: Connection, f: IncidentFilters) -> pd.DataFrame:
+    """All 168 local hour-of-week cells (0 = Monday 00:00), empty cells as zeros."""
+    sql = f"""
+        WITH {_in_period(f)}
+        SELECT s.local_dow, s.local_hour, {_measures()}
+        FROM scored s
+        GROUP BY s.local_dow, s.local_hour
+    """
+    frame = _run(conn, sql, _params(f))
+    cells = pd.MultiIndex.from_product(
+        [range(7), range(24)], names=["local_dow", "local_hour"]
+    )
+    if len(frame):
+        keys = [frame[k].astype("int64") for k in ("local_dow", "local_hour")]
+        frame = frame.set_index(keys).drop(columns=["local_dow", "local_hour"])
+    frame = frame.reindex(cells).reset_index(drop=True)
+    out = cells.to_frame(index=False).astype("int64")
+    return _with_measures(out, frame)[HOUR_COLUMNS]
+
+
+def incidents_in_cell(
+    conn: Connection, f: IncidentFilters, dow: int, hour: int, limit: int = 500
+) -> pd.DataFrame:
+    """The incidents behind one hour-of-week cell, newest first."""
+    sql = f"""
+        WITH {_in_period(f)}
+        SELECT s.source, s.incident_id, s.local_date, s.reference_at, s.final_grade,
+               s.opening_grade, s.incident_type, s.attend_seconds, s.target_min
+        FROM scored s
+        WHERE s.local_dow = :dow AND s.local_hour = :hour
+        ORDER BY s.reference_at DESC, s.source, s.incident_id
+        LIMIT :limit
+    """
+    params = _params(f) | {"dow": int(dow), "hour": int(hour), "limit": int(limit)}
+    frame = _run(conn, sql, params)
+    out = _incident_list(frame)
+    out["opening_grade"] = _column(frame, "opening_grade", "str")
+    out["incident_type"] = _column(frame, "incident_type", "str")
+    out["within_target"] = _within(frame)
+    return out[CELL_COLUMNS]
+
+
+def exceptions(
+    conn: Connection, f: IncidentFilters, margin_minutes: float = 5, limit: int = 200
+) -> pd.DataFrame:
+    """Attended incidents that took longer than their target plus a margin."""
+    sql = f"""
+        WITH {_in_period(f)}
+        SELECT s.source, s.incident_id, s.local_date, s.reference_at, s.final_grade,
+               s.attend_seconds, s.target_min
+        FROM scored s
+        WHERE s.attend_seconds > (s.target_min + :margin) * 60
+        ORDER BY s.reference_at DESC, s.source, s.incident_id
+        LIMIT :limit
+    """
+    params = _params(f) | {"margin": float(margin_minutes), "limit": int(limit)}
+    out = _incident_list(_run(conn, sql, params))
+    out["over_by_min"] = (out["attend_min"] - out["target_min"]).astype("float64")
+    return out[EXCEPTION_COLUMNS]
+
+
+def open_past_target(
+    conn: Connection, f: IncidentFilters, now: dt.datetime, limit: int = 200
+) -> pd.DataFrame:
+    """Open incidents (no arrival, no close) waiting longer than their target."""
+    sql = f"""
+        WITH {_in_period(f)}
+        SELECT s.source, s.incident_id, s.reference_at, s.final_grade, s.target_min
+        FROM scored s
+        WHERE {_OPEN} AND s.target_min IS NOT NULL
+          AND :now_epoch - extract(epoch FROM s.reference_at) > s.target_min * 60
+        ORDER BY s.reference_at DESC, s.source, s.incident_id
+        LIMIT :limit
+    """
+    params = _params(f) | {
+        "now": now,
+        "now_epoch": _epoch(now),
+        "limit": int(limit),
+    }
+    frame = _run(conn, sql, params)
+    out = pd.DataFrame(
+        {
+            "source": _column(frame, "source", "str"),
+            "incident_id": _column(frame, "incident_id", "str"),
+            "reference_at": _timestamps(frame, "reference_at"),
+            "final_grade": _column(frame, "final_grade", "str"),
+        }
+    )
+    waited = pd.Timestamp(now) - out["reference_at"]
+    out["waiting_min"] = (waited.dt.total_seconds() / 60.0).astype("float64")
+    out["target_min"] = _column(frame, "target_min", "float64")
+    return out[OPEN_PAST_COLUMNS]
+
+
+def _epoch(moment: dt.datetime) -> float:
+    """Seconds since 1970 of a zone-less UTC time, as extract(epoch) reads one."""
+    return (moment - dt.datetime(1970, 1, 1)).total_seconds()
+
+
+# ---------------------------------------------------------------------------
+# One incident
+
+
+def incident_detail(conn: Connection, source: str, incident_id: str) -> dict | None:
+    """Every fct_incident column plus label, target_min, urban_rural, within_target."""
+    sql = f"""
+        WITH {_scored("i.source = :source AND i.incident_id = :incident_id")}
+        SELECT i.*, s.urban_rural, s.target_min, s.grade_label AS label
+        FROM fct_incident i
+        JOIN scored s ON s.source = i.source AND s.incident_id = i.incident_id
+    """
+    frame = _run(conn, sql, {"source": source, "incident_id": incident_id})
+    if frame.empty:
+        return None
+    row = frame.iloc[0]
+    detail = {key: _plain(value) for key, value in row.items()}
+    for key in ("local_date",):
+        if detail[key] is not None:
+            detail[key] = pd.Timestamp(detail[key]).date()
+    attend, target = detail["attend_seconds"], detail["target_min"]
+    detail["attend_min"] = None if attend is None else attend / 60.0
+    detail["within_target"] = (
+        None if attend is None or target is None else bool(attend <= target * 60)
+    )
+    return detail
+
+
+def incident_timeline(conn: Connection, source: str, incident_id: str) -> pd.DataFrame:
+    """One row per lifecycle step, NaT where the step is not recorded.
+
+    `minutes_since_previous` runs from the previous recorded step; `component_min`
+    is the answer, dispatch or travel time ending at that step, which add up to the
+    time to attend whenever the call's receipt and answer are recorded.
+    """
+    columns = ", ".join(STEP_COLUMNS.values())
+    sql = f"""
+        SELECT {columns}, time_zone, answer_seconds, dispatch_seconds, travel_seconds
+        FROM fct_incident
+        WHERE source = :source AND incident_id = :incident_id
+    """
+    frame = _run(conn, sql, {"source": source, "incident_id": incident_id})
+    if frame.empty:
+        return pd.DataFrame(
+            {
+                "step": pd.Series(dtype="str"),
+                "at_utc": pd.Series(dtype="datetime64[us]"),
+                "at_local": pd.Series(dtype="datetime64[us]"),
+                "minutes_since_previous": pd.Series(dtype="float64"),
+                "component": pd.Series(dtype=object),
+                "component_min": pd.Series(dtype="float64"),
+            }
+        )
+    row = frame.iloc[0]
+    at_utc = pd.Series(
+        [
+            pd.Timestamp(row[c]) if pd.notna(row[c]) else pd.NaT
+            for c in STEP_COLUMNS.values()
+        ],
+        dtype="datetime64[us]",
+    )
+    zone = ZoneInfo(str(row["time_zone"]))
+    at_local = (
+        at_utc.dt.tz_localize("UTC").dt.tz_convert(zone).dt.tz_localize(None)
+    ).astype("datetime64[us]")
+    since = at_utc - at_utc.ffill().shift(1)
+    components = [COMPONENTS.get(step, (None, None)) for step in STEPS]
+    component_min = [
+        row[column] / 60.0 if column and pd.notna(row[column]) else np.nan
+        for _, column in components
+    ]
+    return pd.DataFrame(
+        {
+            "step": pd.Series(STEPS, dtype="str"),
+            "at_utc": at_utc,
+            "at_local": at_local,
+            "minutes_since_previous": (since.dt.total_seconds() / 60.0).astype(
+                "float64"
+            ),
+            "component": pd.Series([name for name, _ in components], dtype=object),
+            "component_min": pd.Series(component_min, dtype="float64"),
+        }
+    )[TIMELINE_COLUMNS]
+
+
+# ---------------------------------------------------------------------------
+# Trend
+
+
+def weekly_within_target(conn: Connection, f: IncidentFilters) -> pd.DataFrame:
+    """Weekly share within target (weeks start Monday) with p-chart limits.
+
+    A target line belongs to one grade, so the trend is of f's grades, or of Grade 1
+    when f names none. `target_minutes` is the urban target in force on each Monday
+    for f's grade when it names exactly one, else for Grade 1.
+    """
+    if not f.grades:
+        f = dataclasses.replace(f, grades=(DEFAULT_TREND_GRADE,))
+    sql = f"""
+        WITH {_in_period(f)}
+        SELECT CAST(s.local_date - CAST(s.local_dow AS INTEGER) AS DATE) AS week_start,
+               {_measures()}
+        FROM scored s
+        GROUP BY 1
+    """
+    frame = _run(conn, sql, _params(f))
+    first = f.start - dt.timedelta(days=f.start.weekday())
+    weeks = [
+        first + dt.timedelta(days=7 * n) for n in range((f.end - first).days // 7 + 1)
+    ]
+    if len(frame):
+        frame = frame.set_index(pd.to_datetime(frame["week_start"]).dt.date)
+    frame = frame.reindex(weeks).reset_index(drop=True)
+    out = pd.DataFrame({"week_start": pd.Series(weeks, dtype=object)})
+    out = _with_measures(out, frame)
+    out["share"] = out.pop("share_within_target")
+    grade = f.grades[0] if len(f.grades) == 1 else DEFAULT_TREND_GRADE
+    out["target_minutes"] = _targets_on(conn, grade, weeks)
+    chart = stats.p_chart(out["within_target"], out["with_target"])
+    out = pd.concat([out, chart[["centre", "lower", "upper", "outside"]]], axis=1)
+    return out[WEEKLY_COLUMNS]
+
+
+def _targets_on(conn: Connection, grade: str, days: list[dt.date]) -> pd.Series:
+    sql = """
+        SELECT valid_from, valid_to, target_urban_minutes
+        FROM dim_incident_grade WHERE grade = :grade
+    """
+    rows = _run(conn, sql, {"grade": grade})
+    periods = [
+        (
+            pd.Timestamp(r.valid_from).date(),
+            None if pd.isna(r.valid_to) else pd.Timestamp(r.valid_to).date(),
+            r.target_urban_minutes,
+        )
+        for r in rows.itertuples()
+    ]
+    values = []
+    for day in days:
+        found = [t for lo, hi, t in periods if lo <= day and (hi is None or day < hi)]
+        values.append(float(found[0]) if found and pd.notna(found[0]) else np.nan)
+    return pd.Series(values, dtype="float64")
+
+
+# ---------------------------------------------------------------------------
+# Call answering
+
+
+def call_answering(
+    conn: Connection,
+    start: dt.date,
+    end: dt.date,
+    source: str | None = None,
+) -> pd.DataFrame:
+    """999 and 101 answering for local dates start..end, from calls and intervals.
+
+    Bands as in `queries.calls` (under 10 s, 10 to under 60 s, 60 s and over; share
+    of calls answered). Mean answer and mean BT leg need call-level times: NaN where
+    only interval reports are held.
+    """
+    after = dt.datetime.combine(start, dt.time())
+    before = dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
+    bands = calls.answering_bands(conn, source=source, start=after, end=before)
+    bt = calls.bt_leg(conn, source=source, start=after, end=before)
+    lines = list(LINES) + [x for x in bands["line"] if x not in LINES]
+    bands = bands.set_index("line").reindex(lines)
+    bt = bt.set_index("line").reindex(lines)
+    counts = ["answered_within_10", "answered_10_to_60", "answered_60_plus"]
+    counts += ["answered", "abandoned", "offered"]
+    for column in counts:
+        bands[column] = bands[column].fillna(0).astype("int64")
+    out = pd.DataFrame(
+        {
+            "line": pd.Series(lines, dtype="str"),
+            "offered": bands["offered"].to_numpy(),
+            "answered": bands["answered"].to_numpy(),
+            "within_10": bands["answered_within_10"].to_numpy(),
+            "band_10_60": bands["answered_10_to_60"].to_numpy(),
+            "band_60_plus": bands["answered_60_plus"].to_numpy(),
+            "abandoned": bands["abandoned"].to_numpy(),
+            "mean_answer_s": bands["mean_answer_seconds"].astype("float64").to_numpy(),
+            "mean_bt_s": bt["mean_bt_seconds"].astype("float64").to_numpy(),
+        }
+    )
+    out["share_within_10"] = _share(out["within_10"], out["answered"])
+    out["abandoned_share"] = _share(out["abandoned"], out["offered"])
+    return out[ANSWERING_COLUMNS]
+
+
+# ---------------------------------------------------------------------------
+# Frame helpers
+
+
+def _with_measures(out: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the _measures() columns of `frame` (row-aligned with `out`) to `out`."""
+    out = out.copy()
+    for name in ("incidents", "attended", "with_target", "within_target"):
+        out[name] = _counts(frame, name)
+    out["share_within_target"] = _share(out["within_target"], out["with_target"])
+    out["median_attend_min"] = _column(frame, "median_attend_min", "float64")
+    return out
+
+
+def _incident_list(frame: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            "source": _column(frame, "source", "str"),
+            "incident_id": _column(frame, "incident_id", "str"),
+            "local_date": _dates(frame, "local_date"),
+            "reference_at": _timestamps(frame, "reference_at"),
+            "final_grade": _column(frame, "final_grade", "str"),
+        }
+    )
+    out["attend_min"] = _column(frame, "attend_seconds", "float64") / 60.0
+    out["target_min"] = _column(frame, "target_min", "float64")
+    return out
+
+
+def _within(frame: pd.DataFrame) -> pd.Series:
+    attend = _column(frame, "attend_seconds", "float64")
+    target = _column(frame, "target_min", "float64")
+    within = pd.Series(attend <= target * 60, dtype="boolean")
+    return within.mask(attend.isna() | target.isna())
+
+
+def _share(part: pd.Series, whole: pd.Series) -> pd.Series:
+    whole = pd.to_numeric(whole).astype("float64")
+    return (pd.to_numeric(part).astype("float64") / whole.where(whole > 0)).astype(
+        "float64"
+    )
+
+
+def _grade_order(grades: pd.Series) -> list[int]:
+    """Positions sorting grades naturally ("1" < "2" < "10"), missing grades last."""
+    keys = [
+        (pd.isna(g), 0 if pd.isna(g) else len(str(g)), "" if pd.isna(g) else str(g))
+        for g in grades
+    ]
+    return sorted(range(len(keys)), key=keys.__getitem__)
+
+
+def _column(frame: pd.DataFrame, name: str, dtype: str) -> pd.Series:
+    if name not in frame.columns:
+        return pd.Series([None] * len(frame), dtype=dtype)
+    values = frame[name]
+    if dtype in ("float64", "Int64", "int64"):
+        values = pd.to_numeric(values)
+    return values.astype(dtype).reset_index(drop=True)
+
+
+def _counts(frame: pd.DataFrame, name: str) -> pd.Series:
+    return _column(frame, name, "Int64").fillna(0).astype("int64")
+
+
+def _dates(frame: pd.DataFrame, name: str) -> pd.Series:
+    """Python dates (object dtype) from whichever date type the driver returned."""
+    if name not in frame.columns or not len(frame):
+        return pd.Series([None] * len(frame), dtype=object)
+    values = pd.to_datetime(frame[name])
+    return pd.Series([None if pd.isna(v) else v.date() for v in values], dtype=object)
+
+
+def _timestamps(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name not in frame.columns:
+        return pd.Series([pd.NaT] * len(frame), dtype="datetime64[us]")
+    return pd.to_datetime(frame[name]).astype("datetime64[us]").reset_index(drop=True)
+
+
+def _int(value) -> int:
+    return 0 if value is None or pd.isna(value) else int(value)
+
+
+def _plain(value):
+    """A Python value for a dict: None for NULL, builtins for numpy scalars."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value
