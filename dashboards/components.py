@@ -14,7 +14,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 import sqlalchemy.exc
 from dash import dash_table, html
-from flask import current_app, has_app_context, has_request_context, request
+from flask import current_app, g, has_app_context, has_request_context, request
 
 from etl import warehouse
 
@@ -89,7 +89,7 @@ def cached_query(fn, *args, **kwargs):
     """`query`, remembered until the next successful ETL run (keyed on its run id),
     so every worker sharing the cache drops old results together."""
     rt = runtime()
-    run_id = query(warehouse.latest_run_id)
+    run_id = _latest_run_id_for_request()
     signature = repr(
         (fn.__module__, fn.__qualname__, run_id, args, sorted(kwargs.items()))
     )
@@ -99,6 +99,15 @@ def cached_query(fn, *args, **kwargs):
         result = query(fn, *args, **kwargs)
         rt.cache.set(key, result)
     return result
+
+
+def _latest_run_id_for_request() -> int:
+    # One lookup per request: a callback often runs several cached queries.
+    if not has_request_context():
+        return query(warehouse.latest_run_id)
+    if "bluelamp_run_id" not in g:
+        g.bluelamp_run_id = query(warehouse.latest_run_id)
+    return g.bluelamp_run_id
 
 
 def utcnow() -> dt.datetime:
