@@ -23,9 +23,9 @@ DEMO_PASSWORD = "bluelamp-demo"
 # for a role is refused with 403 on the server, and left out of that role's navbar.
 # Admin sees every page, including ones added before this table names them.
 ROLES: dict[str, frozenset[str]] = {
-    "leader": frozenset({"/", "/data-status", "/crime"}),
-    "commander": frozenset({"/", "/crime"}),
-    "analyst": frozenset({"/", "/data-status", "/crime"}),
+    "leader": frozenset({"/", "/data-status", "/crime", "/incidents"}),
+    "commander": frozenset({"/", "/crime", "/incidents"}),
+    "analyst": frozenset({"/", "/data-status", "/crime", "/incidents"}),
     "display": frozenset({"/"}),
     "admin": frozenset({"*"}),
 }

@@ -403,3 +403,440 @@ def layer_for(resolved: Resolved) -> tuple[str, boundaries.Layer]:
         boundaries.layer, run_id, resolved.map_level, resolved.force_code
     )
     return boundary_url(run_id, resolved), layer
+
+
+# ---------------------------------------------------------------------------
+# Incidents: the /incidents page's query string, the rows behind its charts, CSVs
+#
+# As for crime, the page and its exports read one query string
+# (`IncidentSelection`), so a CSV holds exactly what the chart drew. Periods are
+# dates, resolved against the dates the chosen source holds, so a source whose
+# export ended years ago still shows its latest 28 days rather than nothing.
+
+INCIDENT_PERIODS = {
+    "last-28-days": "Last 28 days",
+    "last-month": "Last month",
+    "rolling-12": "Rolling 12 months",
+    "fytd": "Financial year to date",
+    "custom": "Custom dates",
+}
+INCIDENT_DEFAULT_PERIOD = "last-28-days"
+INCIDENT_MEASURES = {
+    "share": "Share attended within target",
+    "median": "Median time to attend (min)",
+}
+INCIDENT_DEFAULT_MARGIN = 5
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+GRADE_RE = re.compile(r"^[A-Za-z0-9]{1,8}$")
+CELL_RE = re.compile(r"^([0-6])-([0-9]|1[0-9]|2[0-3])$")
+INCIDENT_CHARTS = {
+    "grades": "Attendance by final grade (KPI cards and grade table)",
+    "calls": "999 and 101 call answering (KPI cards)",
+    "regrade": "Re-grade rate (KPI card)",
+    "queue": "Open queue by grade, as at the period's end (KPI card)",
+    "areas": "Attendance by area at the map's level (map and area table)",
+    "trend": "Weekly share within target with p-chart limits (trend chart)",
+    "hours": "Attendance by hour of the week (heat map)",
+    "cell": "The incidents in the chosen hour-of-week cell (incident list)",
+    "timeline": "The chosen incident's lifecycle steps (timeline)",
+    "exceptions": "Incidents that missed their target by more than the margin",
+    "open": "Incidents still open past their target, as at the period's end",
+}
+INCIDENT_DEFINITIONS = {
+    "final_grade": "the incident's final grade: an incident upgraded from 2 to 1 "
+    "counts as Grade 1",
+    "attend_min": "time to attend: from the call (or, where no call time is "
+    "recorded, the incident's creation) to the first unit's arrival, in minutes; "
+    "answer + dispatch + travel",
+    "target_min": "the grade's attendance target on the incident's date: urban or "
+    "rural by the incident's location (targets are data with start and end dates)",
+    "share_within_target": "attended within target / attended incidents with a target",
+    "median_attend_min": "median time to attend, minutes",
+    "p90_attend_min": "90th percentile time to attend, minutes",
+    "z": "Poisson z = 2 * (sqrt(within target now) - sqrt(within target last year))",
+    "significance": "signal if |z| >= 3, watch if 1.96 <= |z| < 3, otherwise noise "
+    "(Wheeler 2018)",
+    "share_within_10": "999: answered in under 10 s / answered (Home Office bands: "
+    "under 10 s, 10 to under 60 s, 60 s and over); the BT connection leg "
+    "(mean_bt_s) is shown apart",
+    "mean_answer_s": "101: mean seconds from queue entry to answer",
+    "abandoned_share": "calls abandoned / calls offered",
+    "centre": "p-chart centre: the period's share within target",
+    "lower": "p-chart lower limit: centre - 3 * sqrt(centre (1 - centre) / n)",
+    "upper": "p-chart upper limit: centre + 3 * sqrt(centre (1 - centre) / n)",
+    "over_by_min": "minutes beyond the target",
+    "waiting_min": "minutes the incident has waited, as at the period's end",
+    "not recorded": "a blank measure means the source does not record that step; "
+    "it is never shown as zero",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class IncidentSelection:
+    """The incident page's filters and drill path, as its query string holds them."""
+
+    period: str = INCIDENT_DEFAULT_PERIOD
+    start: str | None = None  # YYYY-MM-DD, custom period only
+    end: str | None = None
+    source: str | None = None
+    grades: tuple[str, ...] = ()
+    level: str = "force"
+    area: str | None = None
+    measure: str = "share"
+    margin: int = INCIDENT_DEFAULT_MARGIN
+    cell: str | None = None  # "<dow>-<hour>", Monday = 0
+    incident: str | None = None  # "<source>:<incident id>"
+
+    def query_string(self) -> str:
+        pairs = []
+        if self.period != INCIDENT_DEFAULT_PERIOD:
+            pairs.append(("period", self.period))
+        if self.period == "custom":
+            pairs += [("from", d) for d in [self.start] if d]
+            pairs += [("to", d) for d in [self.end] if d]
+        if self.source:
+            pairs.append(("source", self.source))
+        pairs += [("grade", g) for g in self.grades]
+        if self.area:
+            pairs += [("level", self.level), ("area", self.area)]
+        if self.measure != "share":
+            pairs.append(("measure", self.measure))
+        if self.margin != INCIDENT_DEFAULT_MARGIN:
+            pairs.append(("margin", str(self.margin)))
+        if self.cell:
+            pairs.append(("cell", self.cell))
+        if self.incident:
+            pairs.append(("incident", self.incident))
+        return "?" + urlencode(pairs) if pairs else ""
+
+    def replace(self, **changes) -> IncidentSelection:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def map_level(self) -> str:
+        if self.area is None:
+            return "force"
+        return crime.CHILD_LEVEL[self.level] or self.level
+
+    @property
+    def dow_hour(self) -> tuple[int, int] | None:
+        if not self.cell:
+            return None
+        dow, hour = self.cell.split("-")
+        return int(dow), int(hour)
+
+    @property
+    def incident_key(self) -> tuple[str, str] | None:
+        if not self.incident:
+            return None
+        source, _sep, incident_id = self.incident.partition(":")
+        return source, incident_id
+
+
+def parse_incident_selection(args: Mapping) -> tuple[IncidentSelection, list[str]]:
+    """An IncidentSelection from query arguments, and a message per value ignored."""
+    problems = []
+    period = _one(args.get("period")) or INCIDENT_DEFAULT_PERIOD
+    if period not in INCIDENT_PERIODS:
+        problems.append(f"Unknown period {period!r}: showing the last 28 days.")
+        period = INCIDENT_DEFAULT_PERIOD
+    dates = {}
+    for key in ("from", "to"):
+        value = _one(args.get(key))
+        if value is not None and not _is_date(value):
+            problems.append(f"{value!r} is not a date (YYYY-MM-DD): ignored.")
+            value = None
+        dates[key] = value if period == "custom" else None
+    grades = _many(args.get("grade"))
+    bad = [g for g in grades if not GRADE_RE.match(g)]
+    if bad:
+        problems.append(f"Not a grade, ignored: {', '.join(map(repr, bad))}.")
+        grades = tuple(g for g in grades if GRADE_RE.match(g))
+    level, area = _one(args.get("level")) or "force", _one(args.get("area"))
+    if level not in crime.LEVELS:
+        problems.append(f"Unknown area level {level!r}: showing all forces.")
+        level, area = "force", None
+    if area is None:
+        level = "force"
+    measure = _one(args.get("measure")) or "share"
+    if measure not in INCIDENT_MEASURES:
+        problems.append(f"Unknown measure {measure!r}: showing share within target.")
+        measure = "share"
+    margin = _one(args.get("margin"))
+    if margin is None:
+        margin = INCIDENT_DEFAULT_MARGIN
+    elif margin.isdigit() and int(margin) <= 24 * 60:
+        margin = int(margin)
+    else:
+        problems.append(
+            f"Margin {margin!r} is not a whole number of minutes (0 to 1440): "
+            f"using {INCIDENT_DEFAULT_MARGIN}."
+        )
+        margin = INCIDENT_DEFAULT_MARGIN
+    cell = _one(args.get("cell"))
+    if cell is not None and not CELL_RE.match(cell):
+        problems.append(
+            f"Hour-of-week cell {cell!r} is not <day 0-6>-<hour 0-23>: ignored."
+        )
+        cell = None
+    incident = _one(args.get("incident"))
+    if incident is not None and ":" not in incident:
+        problems.append(f"Incident {incident!r} is not <source>:<id>: ignored.")
+        incident = None
+    selection = IncidentSelection(
+        period=period,
+        start=dates["from"],
+        end=dates["to"],
+        source=_one(args.get("source")),
+        grades=grades,
+        level=level,
+        area=area,
+        measure=measure,
+        margin=margin,
+        cell=cell,
+        incident=incident,
+    )
+    return selection, problems
+
+
+def _is_date(value: str) -> bool:
+    if not DATE_RE.match(value):
+        return False
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def incident_period(
+    preset: str, first: dt.date, latest: dt.date, start=None, end=None
+) -> tuple[dt.date, dt.date, str]:
+    """(start, end, sentence) for a preset, as dates, ending at the latest date held."""
+    if preset == "last-28-days":
+        lo, hi = latest - dt.timedelta(days=27), latest
+    elif preset == "last-month":
+        # The latest whole calendar month held: this month only if it is complete.
+        next_day = latest + dt.timedelta(days=1)
+        hi = latest if next_day.day == 1 else latest.replace(day=1) - dt.timedelta(1)
+        lo = hi.replace(day=1)
+    elif preset == "rolling-12":
+        lo, hi = _year_before(latest) + dt.timedelta(days=1), latest
+    elif preset == "fytd":
+        lo = dt.date(latest.year if latest.month >= 4 else latest.year - 1, 4, 1)
+        hi = latest
+    else:
+        lo = dt.date.fromisoformat(start) if start else first
+        hi = dt.date.fromisoformat(end) if end else latest
+        if lo > hi:
+            lo, hi = hi, lo
+    days = (hi - lo).days + 1
+    sentence = (
+        f"{INCIDENT_PERIODS[preset]}: {lo:%d %b %Y} to {hi:%d %b %Y} "
+        f"({days:,} day{'s' if days != 1 else ''}; the latest date with incidents "
+        f"is {latest:%d %b %Y})."
+    )
+    return lo, hi, sentence
+
+
+def _year_before(day: dt.date) -> dt.date:
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - 1, day=28)
+
+
+@dataclasses.dataclass(frozen=True)
+class IncidentResolved:
+    """An IncidentSelection checked against the warehouse, as query filters."""
+
+    selection: IncidentSelection
+    filters: object  # queries.incidents.IncidentFilters
+    sentence: str
+    path: tuple[dict, ...]
+    problems: tuple[str, ...]
+    sources: pd.DataFrame
+    as_at: dt.datetime  # "now" for the open queue: the period's end, or now if sooner
+
+    @property
+    def map_level(self) -> str:
+        return self.selection.map_level
+
+    @property
+    def force_code(self) -> str:
+        return self.path[0]["area_code"] if self.path else boundaries.ALL_FORCES
+
+
+def resolve_incidents(
+    selection: IncidentSelection, problems=(), query=None
+) -> IncidentResolved:
+    """Check the source, dates, area, cell and incident against the data; drop what
+    is unknown, with a message, rather than fail."""
+    from queries import incidents
+
+    query = query or components.cached_query
+    problems = list(problems)
+    sources = query(incidents.incident_sources)
+    if selection.source is not None and selection.source not in set(sources["source"]):
+        problems.append(f"Unknown source {selection.source!r}: showing every source.")
+        selection = selection.replace(source=None)
+    held = query(incidents.date_range, selection.source)
+    if held is None:
+        raise components.NoData("No incident data loaded: run python -m etl demo")
+    start, end, sentence = incident_period(
+        selection.period, held[0], held[1], selection.start, selection.end
+    )
+    path = ()
+    if selection.area is not None:
+        path = tuple(query(crime.area_path, selection.level, selection.area))
+        if not path:
+            problems.append(
+                f"No {selection.level} area with code {selection.area!r}: "
+                "showing all forces."
+            )
+            selection = selection.replace(level="force", area=None)
+    filters = incidents.IncidentFilters(
+        start=start,
+        end=end,
+        source=selection.source,
+        grades=selection.grades,
+        area_level=selection.level,
+        area_code=selection.area,
+    )
+    if selection.incident_key is not None:
+        if query(incidents.incident_detail, *selection.incident_key) is None:
+            problems.append(f"No incident {selection.incident!r}: ignored.")
+            selection = selection.replace(incident=None)
+    as_at = min(
+        dt.datetime.combine(end + dt.timedelta(days=1), dt.time()),
+        components.utcnow().replace(second=0, microsecond=0),
+    )
+    return IncidentResolved(
+        selection, filters, sentence, path, tuple(problems), sources, as_at
+    )
+
+
+def resolve_incident_query_string(search: str | None, query=None) -> IncidentResolved:
+    selection, problems = parse_incident_selection(query_args(search))
+    return resolve_incidents(selection, problems, query)
+
+
+def incident_frame(chart: str, resolved: IncidentResolved, query=None) -> pd.DataFrame:
+    """Exactly the rows an incident chart or list draws; the page calls this too."""
+    from queries import incidents
+
+    query = query or components.cached_query
+    f, selection = resolved.filters, resolved.selection
+    if chart == "grades":
+        return query(incidents.attendance_by_grade, f)
+    if chart == "calls":
+        return query(incidents.call_answering, f.start, f.end, f.source)
+    if chart == "regrade":
+        return pd.DataFrame([query(incidents.regrade_rate, f)])
+    if chart == "queue":
+        return query(incidents.open_queue, f, resolved.as_at)
+    if chart == "areas":
+        return query(incidents.by_area, f, resolved.map_level)
+    if chart == "trend":
+        return query(incidents.weekly_within_target, f)
+    if chart == "hours":
+        return query(incidents.hour_of_week, f)
+    if chart == "cell":
+        if selection.dow_hour is None:
+            return _empty(incidents.incidents_in_cell, "cell")
+        return query(incidents.incidents_in_cell, f, *selection.dow_hour)
+    if chart == "timeline":
+        if selection.incident_key is None:
+            return _empty(incidents.incident_timeline, "timeline")
+        return query(incidents.incident_timeline, *selection.incident_key)
+    if chart == "exceptions":
+        return query(incidents.exceptions, f, selection.margin)
+    if chart == "open":
+        return query(incidents.open_past_target, f, resolved.as_at)
+    raise KeyError(chart)
+
+
+_EMPTY_COLUMNS = {
+    "cell": [
+        "source",
+        "incident_id",
+        "local_date",
+        "final_grade",
+        "opening_grade",
+        "incident_type",
+        "attend_min",
+        "target_min",
+        "within_target",
+    ],
+    "timeline": ["step", "at_utc", "at_local", "minutes_since_previous", "component"],
+}
+
+
+def _empty(_fn, chart: str) -> pd.DataFrame:
+    return pd.DataFrame(columns=_EMPTY_COLUMNS[chart])
+
+
+def describe_incidents(resolved: IncidentResolved, chart: str, run_id, now):
+    """The header block's (name, value) pairs for one incident export."""
+    f, selection = resolved.filters, resolved.selection
+    area = (
+        " > ".join(
+            f"{p['area_name']} ({p['level']} {p['area_code']})" for p in resolved.path
+        )
+        or "all forces"
+    )
+    items = [
+        ("Bluelamp incidents export", f"{chart}: {INCIDENT_CHARTS[chart]}"),
+        ("Period", resolved.sentence),
+        ("Dates", f"{f.start:%Y-%m-%d} to {f.end:%Y-%m-%d} (inclusive, local)"),
+        ("Source", f.source or "every source"),
+        ("Grades", ", ".join(f.grades) or "all final grades"),
+        ("Area", area),
+        ("Hour-of-week cell", selection.cell or "none chosen"),
+        ("Incident", selection.incident or "none chosen"),
+        ("Exception margin (min)", str(selection.margin)),
+        ("Open queue as at (UTC)", resolved.as_at.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("Query", selection.query_string() or "(defaults)"),
+    ]
+    items += [(f"Definition of {c}", d) for c, d in INCIDENT_DEFINITIONS.items()]
+    items += [
+        ("Extracted at (UTC)", now.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("ETL run id", str(run_id)),
+    ]
+    items += [("Note", p) for p in resolved.problems]
+    return items
+
+
+@blueprint.route("/export/incidents/<chart>.csv")
+def export_incidents_csv(chart: str):
+    role = components.current_role()
+    if not accounts.may_see(role, "/incidents") or not accounts.may_export(role):
+        abort(Response("Forbidden: your role may not export this data", 403))
+    if chart not in INCIDENT_CHARTS:
+        abort(404)
+    try:
+        resolved = resolve_incident_query_string(
+            request.query_string.decode("utf-8", "replace")
+        )
+        frame = incident_frame(chart, resolved)
+        run_id = components.query(warehouse.latest_run_id)
+    except components.NoData as exc:
+        return Response(str(exc), 503, mimetype="text/plain")
+    now = components.utcnow()
+    name = f"bluelamp-incidents-{chart}-{now:%Y%m%dT%H%M%SZ}.csv"
+    header = describe_incidents(resolved, chart, run_id, now)
+    return Response(
+        stream_with_context(csv_chunks(frame, header)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def incident_boundary(resolved: IncidentResolved) -> tuple[str, boundaries.Layer]:
+    """The same static boundary files the crime page uses, at the map's level."""
+    run_id = components.query(warehouse.latest_run_id)
+    layer = components.query(
+        boundaries.layer, run_id, resolved.map_level, resolved.force_code
+    )
+    url = f"/geo/crime/{run_id}/{resolved.force_code}/{resolved.map_level}.geojson"
+    return url, layer

@@ -182,3 +182,268 @@ def _signal_colour(significance: str, z: float) -> str:
     if significance != "signal":
         return ACCENT
     return RISE if z > 0 else FALL
+
+
+# ---------------------------------------------------------------------------
+# Incidents
+
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+STEP_LABELS = {
+    "call_received": "Call received",
+    "call_answered": "Answered",
+    "incident_created": "Incident created",
+    "graded": "Graded",
+    "dispatched": "Dispatched",
+    "arrived": "Arrived",
+    "closed": "Closed",
+}
+INCIDENT_MAP_COLUMNS = {"share": "share_within_target", "median": "median_attend_min"}
+
+
+def incidents_map_values(frame: pd.DataFrame, measure: str) -> dict:
+    """The parts of the incident map that change with the filters, as JSON values.
+    Shares are drawn in percent; an area with no attended incidents is blank."""
+    column = INCIDENT_MAP_COLUMNS[measure]
+    values = pd.to_numeric(frame[column]).astype("float64")
+    if measure == "share":
+        values = values * 100
+    z = [None if pd.isna(v) else round(float(v), 2) for v in values]
+    finite = [v for v in z if v is not None]
+    hover = [
+        f"{name}<br>Incidents: {n:,}<br>Attended: {a:,}<br>"
+        + ("Within target: not recorded" if pd.isna(s) else f"Within target: {s:.1%}")
+        + (
+            "<br>Median to attend: not recorded"
+            if pd.isna(m)
+            else f"<br>Median to attend: {m:.1f} min"
+        )
+        for name, n, a, s, m in zip(
+            frame["area_name"],
+            frame["incidents"],
+            frame["attended"],
+            frame["share_within_target"],
+            frame["median_attend_min"],
+            strict=True,
+        )
+    ]
+    return {
+        "locations": [str(c) for c in frame["area_code"]],
+        "z": z,
+        "customdata": [str(c) for c in frame["area_code"]],
+        "hovertext": hover,
+        "zmin": 0,
+        "zmax": 100 if measure == "share" else (max(finite) if finite else 1),
+        "colorscale": "RdYlGn" if measure == "share" else "Blues",
+        "colorbar_title": "% within target" if measure == "share" else "Median min",
+    }
+
+
+def incidents_map(
+    geojson_url: str, frame: pd.DataFrame, measure: str, view: dict, key: str = ""
+) -> go.Figure:
+    """The incident choropleth, its polygons referenced by URL (a static file)."""
+    values = incidents_map_values(frame, measure)
+    figure = go.Figure(
+        go.Choroplethmap(
+            geojson=geojson_url,
+            featureidkey="properties.area_code",
+            locations=values["locations"],
+            z=values["z"],
+            customdata=values["customdata"],
+            hovertext=values["hovertext"],
+            hoverinfo="text",
+            zmin=values["zmin"],
+            zmax=values["zmax"],
+            colorscale=values["colorscale"],
+            marker={"opacity": 0.8, "line": {"width": 0.6, "color": "#555"}},
+            colorbar={"title": {"text": values["colorbar_title"]}, "thickness": 12},
+        ),
+        layout={"template": TEMPLATE},
+    )
+    figure.update_layout(
+        map={"style": "white-bg", **view, "uirevision": key},
+        margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        height=400,
+        uirevision="incidents-map",
+        clickmode="event",
+    )
+    return figure
+
+
+def incidents_trend(frame: pd.DataFrame) -> go.Figure:
+    """Weekly share attended within target as a p-chart, with the target line as
+    the share each week would need (100%: every incident inside its target)."""
+    if frame.empty:
+        return empty_figure("No attended incidents with a target in this period")
+    weeks = [pd.Timestamp(w).strftime("%Y-%m-%d") for w in frame["week_start"]]
+    outside = frame["outside"].fillna(False).astype(bool).to_numpy()
+    pct = (pd.to_numeric(frame["share"]).astype("float64") * 100).round(2)
+    figure = go.Figure(layout={"template": TEMPLATE, "height": 320})
+    for column, name, style in [
+        ("upper", "Upper limit (3 sigma)", {"dash": "dot", "width": 1}),
+        ("lower", "Lower limit (3 sigma)", {"dash": "dot", "width": 1}),
+        ("centre", "Centre", {"width": 1}),
+    ]:
+        figure.add_trace(
+            go.Scatter(
+                x=weeks,
+                y=(pd.to_numeric(frame[column]).astype("float64") * 100)
+                .round(2)
+                .tolist(),
+                name=name,
+                mode="lines",
+                line={"color": MUTED, "shape": "hv", **style},
+            )
+        )
+    figure.add_trace(
+        go.Scatter(
+            x=weeks,
+            y=pct.tolist(),
+            name="% within target",
+            mode="lines+markers",
+            line={"color": ACCENT, "width": 2},
+            customdata=[
+                f"{int(w):,} of {int(a):,}; target {t:g} min" if pd.notna(t) else ""
+                for w, a, t in zip(
+                    frame["within_target"],
+                    frame["attended"],
+                    frame["target_minutes"],
+                    strict=True,
+                )
+            ],
+            hovertemplate="%{x}: %{y:.1f}% (%{customdata})<extra></extra>",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=[w for w, o in zip(weeks, outside, strict=True) if o],
+            y=pct[outside].tolist(),
+            name="Outside the limits",
+            mode="markers",
+            marker={
+                "size": 12,
+                "color": RISE,
+                "symbol": "circle-open",
+                "line": {"width": 2},
+            },
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=weeks,
+            y=pd.to_numeric(frame["target_minutes"]).astype("float64").tolist(),
+            name="Target in force (min, right axis)",
+            mode="lines",
+            line={"color": "#fd7e14", "width": 2, "dash": "dash", "shape": "hv"},
+            yaxis="y2",
+        )
+    )
+    figure.update_layout(
+        hovermode="x unified",
+        xaxis={"type": "category", "title": None},
+        yaxis={"title": "% attended within target", "range": [0, 101]},
+        yaxis2={
+            "title": "Target (min)",
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "showgrid": False,
+        },
+    )
+    return figure
+
+
+def incidents_heatmap(frame: pd.DataFrame, measure: str = "incidents") -> go.Figure:
+    """Incidents (or share within target) by hour of the week; a click on a cell
+    names it as `<dow>-<hour>`."""
+    if frame.empty or int(frame["incidents"].sum()) == 0:
+        return empty_figure("No incidents in this period")
+    grid = frame.set_index(["local_dow", "local_hour"]).sort_index()
+    z, text, custom = [], [], []
+    for dow in range(7):
+        row_z, row_t, row_c = [], [], []
+        for hour in range(24):
+            cell = grid.loc[(dow, hour)] if (dow, hour) in grid.index else None
+            n = 0 if cell is None else int(cell["incidents"])
+            share = None if cell is None else cell["share_within_target"]
+            median = None if cell is None else cell["median_attend_min"]
+            row_z.append(n)
+            row_c.append(f"{dow}-{hour}")
+            row_t.append(
+                f"{DAYS[dow]} {hour:02d}:00-{hour:02d}:59<br>Incidents: {n:,}<br>"
+                + (
+                    "Within target: not recorded"
+                    if share is None or pd.isna(share)
+                    else f"Within target: {share:.1%}"
+                )
+                + (
+                    "<br>Median to attend: not recorded"
+                    if median is None or pd.isna(median)
+                    else f"<br>Median to attend: {median:.1f} min"
+                )
+            )
+        z.append(row_z)
+        text.append(row_t)
+        custom.append(row_c)
+    figure = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[f"{h:02d}" for h in range(24)],
+            y=list(DAYS),
+            customdata=custom,
+            hovertext=text,
+            hoverinfo="text",
+            colorscale="Blues",
+            colorbar={"title": {"text": "Incidents"}, "thickness": 12},
+            xgap=1,
+            ygap=1,
+        ),
+        layout={"template": TEMPLATE, "height": 300},
+    )
+    figure.update_layout(
+        xaxis={"title": "Hour (local)", "type": "category"},
+        yaxis={"autorange": "reversed", "type": "category"},
+        clickmode="event",
+    )
+    return figure
+
+
+def incidents_timeline(frame: pd.DataFrame, target_min=None) -> go.Figure:
+    """One incident's recorded steps on a time axis, minutes from the first step,
+    with its attendance target marked."""
+    if frame.empty:
+        return empty_figure("No recorded steps for this incident")
+    times = pd.to_datetime(frame["at_local"])
+    minutes = ((times - times.iloc[0]).dt.total_seconds() / 60).round(2)
+    labels = [STEP_LABELS.get(s, s) for s in frame["step"]]
+    figure = go.Figure(
+        go.Scatter(
+            x=minutes.tolist(),
+            y=[0] * len(frame),
+            mode="markers+text",
+            text=labels,
+            textposition=[
+                "top center" if i % 2 == 0 else "bottom center"
+                for i in range(len(frame))
+            ],
+            marker={"size": 12, "color": ACCENT},
+            hovertext=[
+                f"{label}: {t:%d %b %Y %H:%M:%S} (+{m:.1f} min)"
+                for label, t, m in zip(labels, times, minutes, strict=True)
+            ],
+            hoverinfo="text",
+        ),
+        layout={"template": TEMPLATE, "height": 220},
+    )
+    if target_min is not None and pd.notna(target_min):
+        figure.add_vline(
+            x=float(target_min),
+            line={"color": RISE, "dash": "dash"},
+            annotation_text=f"Target {float(target_min):g} min",
+        )
+    figure.update_layout(
+        xaxis={"title": "Minutes from the first recorded step", "rangemode": "tozero"},
+        yaxis={"visible": False, "range": [-1, 1]},
+        showlegend=False,
+    )
+    return figure
