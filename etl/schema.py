@@ -220,6 +220,19 @@ fct_incident = Table(
     Column("last_run_id", BigInteger, nullable=False),
 )
 
+# One row per incident source, rebuilt by the cad load in its own transaction, so the
+# incidents page learns which sources and dates exist without scanning fct_incident.
+agg_incident_source = Table(
+    "agg_incident_source",
+    metadata,
+    Column("source", String, primary_key=True),
+    Column("force_name", String),
+    Column("incidents", BigInteger, nullable=False),
+    Column("first_date", Date, nullable=False),
+    Column("last_date", Date, nullable=False),
+    Column("lifecycle_recorded", String, nullable=False),
+)
+
 fct_call = Table(
     "fct_call",
     metadata,

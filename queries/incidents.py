@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, bindparam, inspect, text
 
 from queries import calls, stats
 
@@ -47,6 +47,7 @@ COMPONENTS = {
 DEFAULT_TREND_GRADE = "1"
 NOT_GRADED = "Not graded"
 LINES = ("999", "101")
+NO_COMPARISON = "no comparison"
 
 SOURCES_COLUMNS = [
     "source",
@@ -308,15 +309,23 @@ def _measures(suffix: str = "") -> str:
 
 
 def incident_sources(conn: Connection) -> pd.DataFrame:
-    """One row per source: volumes, dates held and the lifecycle steps it records."""
-    sql = """
-        SELECT source, max(force_name) AS force_name, count(*) AS incidents,
-               min(local_date) AS first_date, max(local_date) AS last_date,
-               max(lifecycle_recorded) AS lifecycle_recorded
-        FROM fct_incident
-        GROUP BY source
-        ORDER BY source
+    """One row per source: volumes, dates held and the lifecycle steps it records.
+
+    Read from agg_incident_source, which the cad load rebuilds, when it accounts for
+    every incident; otherwise (rows written outside the cad load, or a warehouse
+    older than the summary) counted from fct_incident.
     """
+    if _summary_is_current(conn):
+        sql = f"SELECT * FROM {_SOURCE_SUMMARY} ORDER BY source"
+    else:
+        sql = """
+            SELECT source, max(force_name) AS force_name, count(*) AS incidents,
+                   min(local_date) AS first_date, max(local_date) AS last_date,
+                   max(lifecycle_recorded) AS lifecycle_recorded
+            FROM fct_incident
+            GROUP BY source
+            ORDER BY source
+        """
     frame = _run(conn, sql, {})
     return pd.DataFrame(
         {
@@ -328,6 +337,21 @@ def incident_sources(conn: Connection) -> pd.DataFrame:
             "lifecycle_recorded": _column(frame, "lifecycle_recorded", "str"),
         }
     )[SOURCES_COLUMNS]
+
+
+_SOURCE_SUMMARY = "agg_incident_source"
+
+
+def _summary_is_current(conn: Connection) -> bool:
+    """Whether agg_incident_source exists and counts exactly fct_incident's rows."""
+    if not inspect(conn).has_table(_SOURCE_SUMMARY):
+        return False
+    sql = f"""
+        SELECT (SELECT count(*) FROM fct_incident) AS facts,
+               (SELECT coalesce(sum(incidents), 0) FROM {_SOURCE_SUMMARY}) AS summed
+    """
+    row = _run(conn, sql, {}).iloc[0]
+    return _int(row["facts"]) == _int(row["summed"])
 
 
 def not_recorded(conn: Connection, source: str) -> list[str]:
@@ -367,7 +391,10 @@ def attendance_by_grade(conn: Connection, f: IncidentFilters) -> pd.DataFrame:
     time to attend is known and whose grade carried a target on their date, the
     denominator of `share_within_target`. Targets shown are those in force at f.end.
     Unknown locations are held to the urban target. z compares within-target counts
-    with the same dates a year earlier (Poisson).
+    with the same dates a year earlier (Poisson); when the source holds no data at
+    all in that earlier period (its first date is after the period's end) there is
+    nothing to compare with, so z is NaN and significance "no comparison" (not a
+    rise from zero).
     """
     # Two scans, one per year, so each percentile sorts only its own period's rows.
     scope = _scope(f)
@@ -427,8 +454,17 @@ def attendance_by_grade(conn: Connection, f: IncidentFilters) -> pd.DataFrame:
     )
     out["z"] = stats.poisson_z(out["within_target"], out["within_target_last_year"])
     out["significance"] = stats.significance(out["z"])
+    if not _held_since(conn, f.source, f.previous_year().end):
+        out["z"] = np.nan
+        out["significance"] = pd.Series(NO_COMPARISON, index=out.index, dtype="str")
     out = out.iloc[_grade_order(out["final_grade"])].reset_index(drop=True)
     return out[ATTENDANCE_COLUMNS]
+
+
+def _held_since(conn: Connection, source: str | None, day: dt.date) -> bool:
+    """Whether `source` (any source when None) holds incidents from `day` or earlier."""
+    held = date_range(conn, source)
+    return held is not None and held[0] <= day
 
 
 def regrade_rate(conn: Connection, f: IncidentFilters) -> dict:
@@ -810,10 +846,7 @@ def call_answering(
     of calls answered). Mean answer and mean BT leg need call-level times: NaN where
     only interval reports are held.
     """
-    after = dt.datetime.combine(start, dt.time())
-    before = dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
-    bands = calls.answering_bands(conn, source=source, start=after, end=before)
-    bt = calls.bt_leg(conn, source=source, start=after, end=before)
+    bands, bt = _answering(conn, start, end, source)
     lines = list(LINES) + [x for x in bands["line"] if x not in LINES]
     bands = bands.set_index("line").reindex(lines)
     bt = bt.set_index("line").reindex(lines)
@@ -837,6 +870,69 @@ def call_answering(
     out["share_within_10"] = _share(out["within_10"], out["answered"])
     out["abandoned_share"] = _share(out["abandoned"], out["offered"])
     return out[ANSWERING_COLUMNS]
+
+
+def _answering(
+    conn: Connection, start: dt.date, end: dt.date, source: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """calls.answering_bands and calls.bt_leg for whole local dates, in one scan.
+
+    A call's local hour lies in [start 00:00, end + 1 day 00:00) exactly when its
+    local date lies in [start, end]; filtering on the stored date (not on date plus
+    hour) lets the engine skip the row groups outside the period.
+    """
+    params = {
+        "start": start,
+        "end": end,
+        "after": dt.datetime.combine(start, dt.time()),
+        "before": dt.datetime.combine(end + dt.timedelta(days=1), dt.time()),
+    }
+    by_source = ""
+    if source is not None:
+        by_source = " AND source = :source"
+        params["source"] = source
+    sql = f"""
+        WITH shaped AS (
+            SELECT line, {calls._CALL_BANDS},
+                   sum(bt_seconds) AS bt_seconds_sum, count(bt_seconds) AS bt_calls
+            FROM fct_call
+            WHERE local_date BETWEEN :start AND :end{by_source}
+            GROUP BY line
+            UNION ALL
+            SELECT line, answered_10, answered_15, answered_20, answered_40,
+                   answered_60, answered_120, answered_over_120, abandoned, offered,
+                   NULL AS answer_seconds_sum, 0 AS answer_seconds_n,
+                   NULL AS bt_seconds_sum, 0 AS bt_calls
+            FROM fct_call_interval
+            WHERE interval_start >= :after AND interval_start < :before{by_source}
+        )
+        SELECT line,
+            sum(answered_10) AS answered_within_10,
+            sum(answered_15 + answered_20 + answered_40 + answered_60)
+                AS answered_10_to_60,
+            sum(answered_120 + answered_over_120) AS answered_60_plus,
+            sum(abandoned) AS abandoned,
+            sum(offered) AS offered,
+            sum(answer_seconds_sum) AS answer_seconds_sum,
+            sum(answer_seconds_n) AS answer_seconds_n,
+            sum(bt_seconds_sum) AS bt_seconds_sum,
+            sum(bt_calls) AS bt_calls
+        FROM shaped
+        GROUP BY line
+        ORDER BY line
+    """
+    raw = _run(conn, sql, params)
+    bands = calls._answering_frame(raw)
+    known = _column(raw, "bt_calls", "float64")
+    bt = pd.DataFrame(
+        {
+            "line": _column(raw, "line", "str"),
+            "mean_bt_seconds": (
+                _column(raw, "bt_seconds_sum", "float64") / known.where(known > 0)
+            ).astype("float64"),
+        }
+    )
+    return bands, bt
 
 
 # ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy import bindparam, text
 
 from etl import mapping as mp
 from etl import pipeline
@@ -16,6 +17,7 @@ from etl.pipeline import Loaded, SourceError, Staged
 NAME = "cad"
 PATTERNS = ("*.csv", "*.csv.gz")
 WRITES = ("fct_incident",)
+SUMMARY = "agg_incident_source"
 TABLE = "fct_incident"
 KEYS = ("source", "incident_id")
 # Contract files carry UTC offsets; the zone only places local date and hour.
@@ -251,9 +253,32 @@ def load(conn, staged: Staged, run_id: int) -> Loaded:
     frame, repeats = pipeline.split_duplicates(staged.frames[TABLE], KEYS)
     frame = frame.assign(last_run_id=run_id)
     inserted, updated, unchanged = pipeline.upsert(conn, TABLE, frame, KEYS, COMPARE)
+    rebuild_source_summary(conn, sorted(frame["source"].dropna().unique()))
     notes = []
     if updated:
         notes.append(f"{updated:,} incident(s) changed since the last load")
     if ensure_default_grades(conn):
         notes.append("filled dim_incident_grade with the default grades")
     return Loaded(inserted + updated, unchanged + repeats, notes)
+
+
+def rebuild_source_summary(conn, sources: list[str]) -> None:
+    """Recount `sources` in agg_incident_source from fct_incident (same transaction)."""
+    if not sources:
+        return
+    statement = text(f"DELETE FROM {SUMMARY} WHERE source IN :sources").bindparams(
+        bindparam("sources", expanding=True)
+    )
+    conn.execute(statement, {"sources": list(sources)})
+    statement = text(
+        f"""
+        INSERT INTO {SUMMARY} (source, force_name, incidents, first_date, last_date,
+                               lifecycle_recorded)
+        SELECT source, max(force_name), count(*), min(local_date), max(local_date),
+               max(lifecycle_recorded)
+        FROM {TABLE}
+        WHERE source IN :sources
+        GROUP BY source
+        """
+    ).bindparams(bindparam("sources", expanding=True))
+    conn.execute(statement, {"sources": list(sources)})
