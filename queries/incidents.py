@@ -23,9 +23,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, bindparam, inspect, text
+from sqlalchemy import Connection, inspect
 
 from queries import calls, stats
+from queries.frames import read_frame
 
 LEVELS = ("force", "lad", "ward", "lsoa")
 STEPS = (
@@ -212,15 +213,7 @@ def _year_earlier(day: dt.date) -> dt.date:
 
 
 def _run(conn: Connection, sql: str, params: dict) -> pd.DataFrame:
-    statement = text(sql)
-    if "grades" in params:
-        statement = statement.bindparams(bindparam("grades", expanding=True))
-    result = conn.execute(statement, params)
-    if conn.dialect.name == "duckdb":
-        frame = result.cursor.df()
-        result.close()
-        return frame
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return read_frame(conn, sql, params, expanding=("grades",))
 
 
 def _params(f: IncidentFilters) -> dict:
