@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from etl import schema
@@ -99,10 +99,16 @@ def _writer_lock(path: Path) -> Iterator[None]:
 
 
 def _duckdb_engine(path: Path, read_only: bool) -> Engine:
-    return create_engine(
+    engine = create_engine(
         f"duckdb:///{path}",
         connect_args={"read_only": read_only, "config": {"threads": 2}},
     )
+    # Runs report their own progress; DuckDB's bar would litter logs and terminals.
+    event.listen(
+        engine, "connect",
+        lambda dbapi, _record: dbapi.execute("SET enable_progress_bar = false"),
+    )
+    return engine
 
 
 @contextlib.contextmanager
