@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import gzip
 import io
 import logging
@@ -166,8 +167,12 @@ class CsvFile:
     text: str
     bad_rows: pd.DataFrame  # rows with the wrong number of fields, as quarantine rows
 
+    @functools.cached_property
+    def _lines(self) -> list[str]:
+        return self.text.splitlines()
+
     def raw(self, lines: Iterable[int]) -> list[str]:
-        all_lines = self.text.splitlines()
+        all_lines = self._lines
         return [all_lines[n - 1] if 0 < n <= len(all_lines) else "" for n in lines]
 
     def rejects(self, rows: pd.DataFrame, reason: str | pd.Series) -> pd.DataFrame:
