@@ -23,10 +23,15 @@ DEMO_PASSWORD = "bluelamp-demo"
 # for a role is refused with 403 on the server, and left out of that role's navbar.
 # Admin sees every page, including ones added before this table names them.
 ROLES: dict[str, frozenset[str]] = {
-    "leader": frozenset({"/", "/data-status", "/crime", "/incidents"}),
-    "commander": frozenset({"/", "/crime", "/incidents"}),
-    "analyst": frozenset({"/", "/data-status", "/crime", "/incidents"}),
-    "display": frozenset({"/"}),
+    "leader": frozenset(
+        {"/", "/data-status", "/crime", "/incidents", "/overview", "/wall"}
+    ),
+    "commander": frozenset({"/", "/crime", "/incidents", "/overview", "/wall"}),
+    "analyst": frozenset(
+        {"/", "/data-status", "/crime", "/incidents", "/overview", "/wall"}
+    ),
+    # A screen left logged in all day: the wall pages only, no rows, no exports.
+    "display": frozenset({"/", "/overview", "/wall"}),
     "admin": frozenset({"*"}),
 }
 

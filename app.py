@@ -172,6 +172,10 @@ def _refuse_unseen_pages(verifier: accounts.Verifier):
 
 
 def _add_security_headers(response: Response) -> Response:
+    # The wall (/wall) shows pages in same-origin frames, asking for them with
+    # ?embed=1; every other response may not be framed at all.
+    if request.args.get("embed") == "1":
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
