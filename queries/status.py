@@ -101,14 +101,16 @@ def recent_runs(conn: Connection, limit: int = 20) -> pd.DataFrame:
     return pd.read_sql(sql, conn, params={"limit": int(limit)})
 
 
+_LATEST_RUN_SQL = (
+    "SELECT run_id, source, finished_at FROM etl_run "
+    "WHERE status = 'succeeded' ORDER BY finished_at DESC, run_id DESC LIMIT 1"
+)
+
+
 def latest_run(conn: Connection) -> pd.DataFrame:
     """The successful run that finished last (run_id, source, finished_at), or no
     rows. By finish time, not id: two PostgreSQL loads may finish out of order."""
-    sql = text(
-        "SELECT run_id, source, finished_at FROM etl_run "
-        "WHERE status = 'succeeded' ORDER BY finished_at DESC, run_id DESC LIMIT 1"
-    )
-    return pd.read_sql(sql, conn)
+    return pd.read_sql(text(_LATEST_RUN_SQL), conn)
 
 
 def _like_pattern(needle: str) -> str:
@@ -171,16 +173,17 @@ def quarantine_count(
 
 def freshness(conn: Connection) -> dict:
     """The latest successful run and rows per fact table, read on one connection so
-    both come from the same snapshot."""
-    latest = latest_run(conn)
+    both come from the same snapshot. Polled by every wall display: plain rows, no
+    DataFrame (pandas cost 4 ms of a 6 ms poll)."""
+    latest = conn.execute(text(_LATEST_RUN_SQL)).first()
     sql = " UNION ALL ".join(
         f"SELECT '{table}' AS fact, count(*) AS n FROM {table}" for table in FACT_TABLES
     )
     facts = {row.fact: int(row.n) for row in conn.execute(text(sql))}
-    if latest.empty:
+    if latest is None:
         return {"run_id": 0, "finished_at": None, "facts": facts}
     return {
-        "run_id": int(latest["run_id"].iloc[0]),
-        "finished_at": latest["finished_at"].iloc[0].isoformat(),
+        "run_id": int(latest.run_id),
+        "finished_at": latest.finished_at.isoformat(),
         "facts": facts,
     }
