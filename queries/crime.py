@@ -17,11 +17,11 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from queries import stats
+from queries import areas, stats
 from queries.frames import read_frame
 
-LEVELS = ("force", "lad", "ward", "lsoa")
-CHILD_LEVEL = {"force": "lad", "lad": "ward", "ward": "lsoa", "lsoa": None}
+LEVELS = areas.LEVELS
+CHILD_LEVEL = areas.CHILD_LEVEL
 MEASURES = ("count", "rate", "harm")
 ASB = "Anti-social behaviour"
 AWAITING = "Awaiting outcome"
@@ -63,10 +63,8 @@ BY_TYPE_COLUMNS = [
 ]
 
 # The dim_geography column that places an LSOA in an area of each lower level.
-_GEOGRAPHY_COLUMN = {"lad": "lad_code", "ward": "ward_code", "lsoa": "lsoa_code"}
-_FORCE_NAME = (
-    "(SELECT force_name FROM dim_area WHERE area_code = :area_code AND level = 'force')"
-)
+_GEOGRAPHY_COLUMN = areas.GEOGRAPHY_COLUMN
+_FORCE_NAME = areas.FORCE_NAME
 _CURRENT = "c.month BETWEEN :start_month AND :end_month"
 _PREVIOUS = "c.month BETWEEN :previous_start AND :previous_end"
 
@@ -372,20 +370,7 @@ def by_area(conn: Connection, f: CrimeFilters, level: str) -> pd.DataFrame:
 
 
 def _membership(f: CrimeFilters, level: str) -> str:
-    """A condition on dim_area a: the area at `level` lies inside f's area."""
-    if f.area_code is None:
-        return "TRUE"
-    if level == f.area_level:
-        return "a.area_code = :area_code"
-    if f.area_level == "force":
-        return f"a.force_name = {_FORCE_NAME}"
-    if level == "ward":  # inside a local authority: its parent
-        return "a.parent_code = :area_code"
-    column = _GEOGRAPHY_COLUMN[f.area_level]
-    return (
-        "a.area_code IN "
-        f"(SELECT lsoa_code FROM dim_geography WHERE {column} = :area_code)"
-    )
+    return areas.membership(f.area_level, f.area_code, level)
 
 
 def monthly(conn: Connection, f: CrimeFilters) -> pd.DataFrame:

@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, inspect
 
-from queries import calls, stats
+from queries import areas, calls, stats
 from queries.frames import read_frame
 
-LEVELS = ("force", "lad", "ward", "lsoa")
+LEVELS = areas.LEVELS
 STEPS = (
     "call_received",
     "call_answered",
@@ -167,10 +167,8 @@ ANSWERING_COLUMNS = [
     "mean_bt_s",
 ]
 
-_GEOGRAPHY_COLUMN = {"lad": "lad_code", "ward": "ward_code", "lsoa": "lsoa_code"}
-_FORCE_NAME = (
-    "(SELECT force_name FROM dim_area WHERE area_code = :area_code AND level = 'force')"
-)
+_GEOGRAPHY_COLUMN = areas.GEOGRAPHY_COLUMN
+_FORCE_NAME = areas.FORCE_NAME
 _MEASURED = "s.attend_seconds IS NOT NULL AND s.target_min IS NOT NULL"
 _WITHIN = "s.attend_seconds <= s.target_min * 60"
 # Only a source that records arrival or closure can say an incident is still open.
@@ -564,20 +562,7 @@ def by_area(conn: Connection, f: IncidentFilters, level: str) -> pd.DataFrame:
 
 
 def _membership(f: IncidentFilters, level: str) -> str:
-    """A condition on dim_area a: the area at `level` lies inside f's area."""
-    if f.area_code is None:
-        return "TRUE"
-    if level == f.area_level:
-        return "a.area_code = :area_code"
-    if f.area_level == "force":
-        return f"a.force_name = {_FORCE_NAME}"
-    if level == "ward":  # inside a local authority: its parent
-        return "a.parent_code = :area_code"
-    column = _GEOGRAPHY_COLUMN[f.area_level]
-    return (
-        "a.area_code IN "
-        f"(SELECT lsoa_code FROM dim_geography WHERE {column} = :area_code)"
-    )
+    return areas.membership(f.area_level, f.area_code, level)
 
 
 def hour_of_week(conn: Connection, f: IncidentFilters) -> pd.DataFrame:
