@@ -158,3 +158,33 @@ def test_banner_appears_when_the_server_stops_and_clears_when_it_returns(
         _stop(server, thread)
     severe = [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
     assert [e for e in severe if not (unmount_race(e) or _refused(e))] == []
+
+
+def test_kiosk_on_the_crime_page_hides_controls_and_keeps_context(
+    chromium, live_url, overview_app
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    resize(chromium, 1366, 900)
+    chromium.get_log("browser")
+    chromium.get(live_url + "/crime?kiosk=1&period=rolling-12")
+    wait = WebDriverWait(chromium, 60, poll_frequency=0.2)
+    wait.until(
+        lambda d: "data as at" in d.execute_script(
+            "var s = document.getElementById('bl-kiosk-stamp');"
+            " return s ? s.textContent : '';"
+        )
+    )
+    body = chromium.find_element(By.TAG_NAME, "body")
+    assert "bl-kiosk" in body.get_attribute("class")
+    assert not chromium.find_element(By.CSS_SELECTOR, ".navbar").is_displayed()
+    filters = chromium.find_element(By.CSS_SELECTOR, ".bl-crime-filters")
+    assert not filters.is_displayed()
+    sentence = chromium.find_element(By.ID, "crime-period-sentence")
+    wait.until(lambda d: "Rolling 12 months" in sentence.text)
+    assert sentence.is_displayed()
+    OUTPUT.mkdir(exist_ok=True)
+    chromium.save_screenshot(str(OUTPUT / "crime-kiosk.png"))
+    severe = [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+    assert [e for e in severe if not unmount_race(e)] == []
