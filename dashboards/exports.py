@@ -166,6 +166,21 @@ class Resolved:
         return self.path[0]["area_code"] if self.path else boundaries.ALL_FORCES
 
 
+def _checked_area(selection, problems: list[str], query):
+    """The chosen area's breadcrumb; an unknown area falls back to all forces, with
+    a message, so a bad URL shows a page rather than an error."""
+    if selection.area is None:
+        return selection, ()
+    path = tuple(query(crime.area_path, selection.level, selection.area))
+    if not path:
+        problems.append(
+            f"No {selection.level} area with code {selection.area!r}: "
+            "showing all forces."
+        )
+        selection = selection.replace(level="force", area=None)
+    return selection, path
+
+
 def resolve(selection: Selection, problems=(), query=None) -> Resolved:
     """Check the selection's area, crime types and months against the data; drop
     what is unknown, with a message, rather than fail."""
@@ -185,15 +200,7 @@ def resolve(selection: Selection, problems=(), query=None) -> Resolved:
         selection = selection.replace(
             types=tuple(t for t in selection.types if t in known)
         )
-    path = ()
-    if selection.area is not None:
-        path = tuple(query(crime.area_path, selection.level, selection.area))
-        if not path:
-            problems.append(
-                f"No {selection.level} area with code {selection.area!r}: "
-                "showing all forces."
-            )
-            selection = selection.replace(level="force", area=None)
+    selection, path = _checked_area(selection, problems, query)
     filters = crime.CrimeFilters(
         start_month=start,
         end_month=end,
@@ -686,15 +693,7 @@ def resolve_incidents(
     start, end, sentence = incident_period(
         selection.period, held[0], held[1], selection.start, selection.end
     )
-    path = ()
-    if selection.area is not None:
-        path = tuple(query(crime.area_path, selection.level, selection.area))
-        if not path:
-            problems.append(
-                f"No {selection.level} area with code {selection.area!r}: "
-                "showing all forces."
-            )
-            selection = selection.replace(level="force", area=None)
+    selection, path = _checked_area(selection, problems, query)
     filters = incidents.IncidentFilters(
         start=start,
         end=end,
