@@ -18,25 +18,51 @@ from werkzeug.security import check_password_hash, generate_password_hash
 log = logging.getLogger("bluelamp.accounts")
 
 DEMO_PASSWORD = "bluelamp-demo"
+# The demo commander is limited to one district of the demo force (Coventry).
+DEMO_AREAS = {"commander": ("E08000026",)}
 
-# Page paths each role may open (and whose callbacks it may run). A page not listed
-# for a role is refused with 403 on the server, and left out of that role's navbar.
-# Admin sees every page, including ones added before this table names them.
-ROLES: dict[str, frozenset[str]] = {
-    "leader": frozenset(
-        {"/", "/data-status", "/crime", "/incidents", "/overview", "/wall"}
-    ),
-    "commander": frozenset({"/", "/crime", "/incidents", "/overview", "/wall"}),
-    "analyst": frozenset(
-        {"/", "/data-status", "/crime", "/incidents", "/overview", "/wall"}
-    ),
-    # A screen left logged in all day: the wall pages only, no rows, no exports.
-    "display": frozenset({"/", "/overview", "/wall"}),
-    "admin": frozenset({"*"}),
-}
+ROLES_FILE = Path(__file__).resolve().parent / "roles.toml"
 
-# Roles that may download data (CSV and map exports); the others get 403.
-EXPORT_ROLES = frozenset({"analyst", "admin"})
+
+@dataclass(frozen=True)
+class Role:
+    """One role from the roles file (see roles.toml for what each field means)."""
+
+    name: str
+    pages: frozenset[str]
+    export: bool = False
+    scoped: bool = False
+    person_level: bool = True
+
+
+def load_roles(path: str | Path = ROLES_FILE) -> dict[str, Role]:
+    path = Path(path)
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    roles = {}
+    for name, entry in data.get("roles", {}).items():
+        unknown = set(entry) - {"pages", "export", "scoped", "person_level"}
+        if unknown:
+            raise ValueError(f"{path}: role {name!r} has unknown keys {sorted(unknown)}")
+        roles[name] = Role(
+            name=name,
+            pages=frozenset(entry.get("pages", ())),
+            export=bool(entry.get("export", False)),
+            scoped=bool(entry.get("scoped", False)),
+            person_level=bool(entry.get("person_level", True)),
+        )
+    if not roles:
+        raise ValueError(f"{path}: no [roles.<name>] tables")
+    return roles
+
+
+# The roles in force in this process: the shipped file until `use_roles` is called
+# (create_app calls it with BLUELAMP_ROLES_FILE).
+ROLES: dict[str, Role] = load_roles()
+
+
+def use_roles(roles: dict[str, Role]) -> None:
+    global ROLES
+    ROLES = roles
 
 
 @dataclass(frozen=True)
@@ -45,17 +71,48 @@ class User:
     password_hash: str
     role: str
     areas: tuple[str, ...] = ()
+    widen: bool = False
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a request runs for, however they logged in (users file or OpenID Connect)."""
+
+    name: str
+    role: str
+    areas: tuple[str, ...] = ()
+    widen: bool = False
+
+    def scope(self) -> frozenset[str] | None:
+        """The area codes this user's queries are limited to; None = unrestricted.
+
+        A scoped role without areas sees nothing: failing closed is the safe default
+        for an account set up incompletely.
+        """
+        role = ROLES.get(self.role)
+        if role is None:
+            return frozenset()
+        if role.scoped and not self.widen:
+            return frozenset(self.areas)
+        return None
 
 
 def may_see(role: str | None, path: str) -> bool:
     """Whether a role may open the page at `path` (a registered page path)."""
-    allowed = ROLES.get(role or "", frozenset())
-    return "*" in allowed or path in allowed
+    entry = ROLES.get(role or "")
+    return entry is not None and ("*" in entry.pages or path in entry.pages)
 
 
 def may_export(role: str | None) -> bool:
     """Whether a role may download the rows behind a page's charts."""
-    return (role or "") in EXPORT_ROLES
+    entry = ROLES.get(role or "")
+    return entry is not None and entry.export
+
+
+def may_see_rows(role: str | None) -> bool:
+    """Whether a role may see rows about single incidents (lists, timelines)."""
+    entry = ROLES.get(role or "")
+    return entry is not None and entry.person_level
 
 
 def load_users(path: str | Path) -> dict[str, User]:
@@ -79,7 +136,8 @@ def load_users(path: str | Path) -> dict[str, User]:
             name=name,
             password_hash=entry["password_hash"],
             role=role,
-            areas=tuple(entry.get("areas", ())),
+            areas=tuple(str(a) for a in entry.get("areas", ())),
+            widen=bool(entry.get("widen", False)),
         )
     return users
 
@@ -117,7 +175,8 @@ def write_demo_users(path: str | Path) -> dict[str, str]:
         return {}
     logins = {role: DEMO_PASSWORD for role in ROLES}
     text = "# Demo users: change these passwords before real use.\n\n" + "\n".join(
-        user_entry(name, password, role=name) for name, password in logins.items()
+        user_entry(name, password, role=name, areas=DEMO_AREAS.get(name, ()))
+        for name, password in logins.items()
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     # Exclusive create: two processes racing to write demo users leave one file.
@@ -168,6 +227,12 @@ class Verifier:
     def role(self, name: str | None) -> str | None:
         user = self.users.get(name or "")
         return user.role if user else None
+
+    def identity(self, name: str | None) -> Identity | None:
+        user = self.users.get(name or "")
+        if user is None:
+            return None
+        return Identity(user.name, user.role, user.areas, user.widen)
 
     def __call__(self, name: str, password: str) -> bool:
         users = self.users

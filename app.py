@@ -11,7 +11,7 @@ import dash
 import dash_auth
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, State, html
-from flask import Response, request
+from flask import Response, g, request
 from flask_caching import Cache
 
 import accounts
@@ -19,7 +19,7 @@ import settings
 from dashboards import components, exports
 from etl import warehouse
 from etl.sources import SOURCES
-from queries import status
+from queries import scope, status
 
 log = logging.getLogger("bluelamp.app")
 
@@ -57,18 +57,21 @@ def create_app(environ: dict[str, str] | None = None) -> Dash:
     )
     server = app.server
     server.secret_key = secret_key
+    roles_file = settings.get("BLUELAMP_ROLES_FILE", env)
+    accounts.use_roles(accounts.load_roles(roles_file or accounts.ROLES_FILE))
     verifier = accounts.Verifier(settings.get("BLUELAMP_USERS_FILE", env))
     server.extensions["bluelamp"] = components.Runtime(
         reader=warehouse.Reader(settings.get("BLUELAMP_WAREHOUSE_URL", env)),
         cache=_cache(server, settings.get("BLUELAMP_CACHE_URL", env)),
         intervals=_intervals(env),
-        role_of=verifier.role,
+        identify=lambda: verifier.identity(_basic_user()),
         may_see=accounts.may_see,
     )
     # Registered first, so it runs before the role check below: no credentials,
     # 401 on every route, assets and Dash's own routes included.
     _BasicAuth(app, auth_func=verifier)
-    server.before_request(lambda: _refuse_unseen_pages(verifier))
+    server.before_request(_authorise)
+    server.teardown_request(_forget_scope)
     server.after_request(_add_security_headers)
     server.add_url_rule("/api/freshness", "freshness", freshness)
     server.register_blueprint(exports.blueprint)
@@ -157,18 +160,38 @@ def _pages_of_callback(body: dict) -> list[dict]:
     return [p for p in pages if p is not None]
 
 
-def _refuse_unseen_pages(verifier: accounts.Verifier):
-    """403 for a page, or a callback of a page, the user's role may not see."""
-    role = verifier.role(components.current_user())
+def _basic_user() -> str | None:
+    auth = request.authorization
+    return auth.username if auth is not None and auth.type == "basic" else None
+
+
+def _authorise():
+    """Every request: limit its queries to the user's areas, then refuse (403) a
+    page, or a callback of a page, the user's role may not see."""
+    identity = components.current_identity()
+    # No identity (a route the login lets through unauthenticated) reads nothing.
+    g.bluelamp_scope_token = scope.set_scope(
+        identity.scope() if identity else frozenset()
+    )
+    role = identity.role if identity else None
     if request.path == DASH_CALLBACK_PATH and request.method == "POST":
         pages = _pages_of_callback(request.get_json(silent=True) or {})
     elif request.method == "GET":
         pages = [p for p in [page_for_path(request.path)] if p is not None]
     else:
         pages = []
-    if any(not accounts.may_see(role, page["path"]) for page in pages):
+    refused = [p["path"] for p in pages if not accounts.may_see(role, p["path"])]
+    if refused:
+        components.record_refusal(f"role {role} may not see {', '.join(refused)}")
         return Response("Forbidden: your role may not see this page", status=403)
     return None
+
+
+def _forget_scope(_exc=None):
+    # A worker thread serves many requests: never leave one user's scope behind.
+    token = g.pop("bluelamp_scope_token", None)
+    if token is not None:
+        scope.reset(token)
 
 
 def _add_security_headers(response: Response) -> Response:

@@ -32,6 +32,12 @@ SETTINGS: tuple[Setting, ...] = (
         "TOML file of users: name, salted password hash and role.",
     ),
     Setting(
+        "BLUELAMP_ROLES_FILE",
+        "",
+        "TOML file of roles: pages, export, area scoping, person-level rows; empty "
+        "for the shipped roles.toml.",
+    ),
+    Setting(
         "BLUELAMP_CACHE_URL",
         "",
         "Cache for query results: empty for a per-process memory cache, or "

@@ -14,9 +14,11 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 import sqlalchemy.exc
 from dash import dash_table, html
-from flask import current_app, g, has_app_context, has_request_context, request
+from flask import current_app, g, has_app_context, has_request_context
 
+import accounts
 from etl import warehouse
+from queries import scope
 
 DISPLAY_ZONE = ZoneInfo("Europe/London")
 NO_DATA_MESSAGE = "No data loaded: run python -m etl demo"
@@ -29,7 +31,8 @@ class Runtime:
     reader: warehouse.Reader
     cache: object  # flask_caching.Cache
     intervals: dict[str, int]
-    role_of: Callable[[str | None], str | None]
+    # Who the current request runs for (None: not signed in), by the login in use.
+    identify: Callable[[], accounts.Identity | None]
     may_see: Callable[[str | None, str], bool]
 
 
@@ -56,16 +59,30 @@ def visible_pages() -> list[dict]:
     ]
 
 
-def current_user() -> str | None:
-    if not has_request_context() or request.authorization is None:
+def current_identity() -> accounts.Identity | None:
+    """The signed-in user of this request, looked up once per request."""
+    if not has_request_context():
         return None
-    return request.authorization.username
+    if "bluelamp_identity" not in g:
+        g.bluelamp_identity = runtime().identify()
+    return g.bluelamp_identity
+
+
+def record_refusal(reason: str) -> None:
+    """Note that this request was refused something (an area outside the user's
+    scope, a callback of a page they may not see); the audit trail records it."""
+    if has_request_context():
+        g.setdefault("bluelamp_refusals", []).append(reason)
+
+
+def current_user() -> str | None:
+    identity = current_identity()
+    return identity.name if identity else None
 
 
 def current_role() -> str | None:
-    if not has_request_context():
-        return None
-    return runtime().role_of(current_user())
+    identity = current_identity()
+    return identity.role if identity else None
 
 
 def query(fn, *args, **kwargs):
@@ -90,8 +107,17 @@ def cached_query(fn, *args, **kwargs):
     so every worker sharing the cache drops old results together."""
     rt = runtime()
     run_id = _latest_run_id_for_request()
+    # The user's area scope is part of the key: one scope's results never serve
+    # another's.
     signature = repr(
-        (fn.__module__, fn.__qualname__, run_id, args, sorted(kwargs.items()))
+        (
+            fn.__module__,
+            fn.__qualname__,
+            run_id,
+            scope.key(),
+            args,
+            sorted(kwargs.items()),
+        )
     )
     key = "query:" + hashlib.sha256(signature.encode()).hexdigest()
     result = rt.cache.get(key)

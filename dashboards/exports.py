@@ -20,7 +20,7 @@ import settings
 from dashboards import components
 from etl import warehouse
 from geo import boundaries, heatmap
-from queries import crime
+from queries import crime, scope
 
 blueprint = Blueprint("crime_exports", __name__)
 
@@ -167,16 +167,37 @@ class Resolved:
 
 
 def _checked_area(selection, problems: list[str], query):
-    """The chosen area's breadcrumb; an unknown area falls back to all forces, with
-    a message, so a bad URL shows a page rather than an error."""
+    """The chosen area's breadcrumb; an unknown area falls back to all forces (or a
+    user's own areas), with a message, so a bad URL shows a page, not an error.
+
+    With no area chosen, a user limited to one area opens on it. The queries
+    themselves keep a scoped user inside their areas (queries.scope); an area outside
+    them is refused here only to say so, and recorded in the audit trail.
+    """
+    identity = components.current_identity()
     if selection.area is None:
-        return selection, ()
+        if not scope.restricted() or identity is None or len(identity.areas) != 1:
+            return selection, ()
+        home = identity.areas[0]
+        level = query(crime.area_level, home)
+        if level is None:
+            return selection, ()
+        selection = selection.replace(level=level, area=home)
     path = tuple(query(crime.area_path, selection.level, selection.area))
     if not path:
-        problems.append(
-            f"No {selection.level} area with code {selection.area!r}: "
-            "showing all forces."
-        )
+        if scope.restricted():
+            problems.append(
+                f"{selection.level} {selection.area!r} is not one of your areas: "
+                "showing your areas."
+            )
+            components.record_refusal(
+                f"area outside scope: {selection.level} {selection.area}"
+            )
+        else:
+            problems.append(
+                f"No {selection.level} area with code {selection.area!r}: "
+                "showing all forces."
+            )
         selection = selection.replace(level="force", area=None)
     return selection, path
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from queries import scope
+
 LEVELS = ("force", "lad", "ward", "lsoa")
 CHILD_LEVEL = {"force": "lad", "lad": "ward", "ward": "lsoa", "lsoa": None}
 # dim_geography's column holding an LSOA's parent at each level below the force.
@@ -15,8 +17,13 @@ FORCE_NAME = (
 def membership(area_level: str, area_code: str | None, level: str) -> str:
     """A condition on dim_area `a`: the area at `level` lies inside the chosen area.
 
-    The chosen code itself is bound as :area_code by the caller.
+    The chosen code itself is bound as :area_code by the caller. Areas holding none
+    of the user's scope (queries.scope) are left out.
     """
+    return f"{_inside(area_level, area_code, level)} AND {scope.area_condition('a', level)}"
+
+
+def _inside(area_level: str, area_code: str | None, level: str) -> str:
     if area_code is None:
         return "TRUE"
     if level == area_level:

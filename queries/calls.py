@@ -15,6 +15,12 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import Connection, text
 
+from queries import scope
+
+NOT_BY_AREA = (
+    "Call answering is measured force-wide (calls carry no location), so it is "
+    "not shown to accounts limited to areas."
+)
 ANSWERING_COLUMNS = [
     "line",
     "answered_within_10",
@@ -56,6 +62,10 @@ def _filters(
     end: dt.datetime | None,
 ) -> tuple[str, dict]:
     clauses, params = [], {}
+    if scope.restricted():
+        # Calls are answered force-wide and carry no location: nothing of them lies
+        # provably inside a user's areas.
+        clauses.append("FALSE")
     if source is not None:
         clauses.append("source = :source")
         params["source"] = source

@@ -17,7 +17,7 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from queries import areas, stats
+from queries import areas, scope, stats
 from queries.frames import read_frame
 
 LEVELS = areas.LEVELS
@@ -118,7 +118,11 @@ def _params(f: CrimeFilters) -> dict:
 
 
 def _crime_scope(f: CrimeFilters) -> str:
-    """A condition on fct_crime c selecting the crimes in f's area."""
+    """A condition on fct_crime c: the crimes in f's area and the user's scope."""
+    return f"{_area(f)} AND {scope.lsoa_condition('c.lsoa_code')}"
+
+
+def _area(f: CrimeFilters) -> str:
     if f.area_code is None:
         return "TRUE"
     if f.area_level == "force":
@@ -133,12 +137,14 @@ def _crime_scope(f: CrimeFilters) -> str:
 
 
 def _population_scope(f: CrimeFilters) -> str:
-    """A condition on dim_geography g selecting the LSOAs of f's area."""
+    """A condition on dim_geography g: the LSOAs of f's area and the user's scope."""
     if f.area_code is None:
-        return "TRUE"
-    if f.area_level == "force":
-        return f"g.force_name = {_FORCE_NAME}"
-    return f"g.{_GEOGRAPHY_COLUMN[f.area_level]} = :area_code"
+        area = "TRUE"
+    elif f.area_level == "force":
+        area = f"g.force_name = {_FORCE_NAME}"
+    else:
+        area = f"g.{_GEOGRAPHY_COLUMN[f.area_level]} = :area_code"
+    return f"{area} AND {scope.lsoa_condition('g.lsoa_code')}"
 
 
 def _types(f: CrimeFilters) -> str:
@@ -190,7 +196,10 @@ def area_options(
 ) -> pd.DataFrame:
     _check_level(level)
     params = {"level": level}
-    sql = "SELECT area_code, area_name, parent_code FROM dim_area WHERE level = :level"
+    sql = (
+        "SELECT area_code, area_name, parent_code FROM dim_area a "
+        f"WHERE level = :level AND {scope.area_condition('a', level)}"
+    )
     if parent_code is not None:
         sql += " AND parent_code = :parent_code"
         params["parent_code"] = parent_code
@@ -200,11 +209,20 @@ def area_options(
     )
 
 
+def area_level(conn: Connection, area_code: str) -> str | None:
+    """The level of an area code in dim_area (the lowest, if a code is reused)."""
+    # Not scoped: a level says nothing of the data; area_path is scoped.
+    sql = "SELECT level FROM dim_area WHERE area_code = :area_code"
+    frame = _run(conn, sql, {"area_code": area_code})
+    found = [lv for lv in reversed(LEVELS) if lv in set(frame.get("level", []))]
+    return found[0] if found else None
+
+
 def area_path(conn: Connection, level: str, area_code: str) -> list[dict]:
     """Breadcrumb from the force down to the area: [{level, area_code, area_name}]."""
     _check_level(level)
     # An area is at most three parents below its force.
-    sql = """
+    sql = f"""
         SELECT a0.level AS level0, a0.area_code AS code0, a0.area_name AS name0,
                a1.level AS level1, a1.area_code AS code1, a1.area_name AS name1,
                a2.level AS level2, a2.area_code AS code2, a2.area_name AS name2,
@@ -214,9 +232,12 @@ def area_path(conn: Connection, level: str, area_code: str) -> list[dict]:
         LEFT JOIN dim_area a2 ON a2.area_code = a1.parent_code
         LEFT JOIN dim_area a3 ON a3.area_code = a2.parent_code
         WHERE a0.area_code = :area_code AND a0.level = :level
+          AND {scope.area_condition('a0', level)}
     """
-    row = conn.execute(text(sql), {"area_code": area_code, "level": level}).mappings()
-    found = row.first()
+    frame = _run(conn, sql, {"area_code": area_code, "level": level})
+    if frame.empty:
+        return []
+    found = {k: (None if pd.isna(v) else v) for k, v in frame.iloc[0].items()}
     if found is None:
         return []
     path = [

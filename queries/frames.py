@@ -7,11 +7,19 @@ from collections.abc import Iterable
 import pandas as pd
 from sqlalchemy import Connection, bindparam, text
 
+from queries import scope
+
 
 def read_frame(
     conn: Connection, sql: str, params: dict, expanding: Iterable[str] = ()
 ) -> pd.DataFrame:
-    """Run `sql` with bound `params`; names in `expanding` bind lists for IN (...)."""
+    """Run `sql` with bound `params`; names in `expanding` bind lists for IN (...).
+
+    The user's area scope (queries.scope) is bound whenever the SQL names it.
+    """
+    if f":{scope.PARAM}" in sql:
+        params = params | scope.params()
+        expanding = (*expanding, scope.PARAM)
     statement = text(sql)
     for name in expanding:
         if name in params:

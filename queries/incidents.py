@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, inspect
 
-from queries import areas, calls, stats
+from queries import areas, calls, scope, stats
 from queries.frames import read_frame
 
 LEVELS = areas.LEVELS
@@ -249,6 +249,8 @@ def _scope(f: IncidentFilters) -> str:
                 "i.lsoa_code IN "
                 f"(SELECT lsoa_code FROM dim_geography WHERE {column} = :area_code)"
             )
+    if scope.restricted():
+        clauses.append(scope.lsoa_condition("i.lsoa_code"))
     return " AND ".join(clauses) or "TRUE"
 
 
@@ -668,10 +670,17 @@ def _epoch(moment: dt.datetime) -> float:
 # One incident
 
 
+def _one_incident() -> str:
+    return (
+        "i.source = :source AND i.incident_id = :incident_id AND "
+        + scope.lsoa_condition("i.lsoa_code")
+    )
+
+
 def incident_detail(conn: Connection, source: str, incident_id: str) -> dict | None:
     """Every fct_incident column plus label, target_min, urban_rural, within_target."""
     sql = f"""
-        WITH {_scored("i.source = :source AND i.incident_id = :incident_id")}
+        WITH {_scored(_one_incident())}
         SELECT i.*, s.urban_rural, s.target_min, s.grade_label AS label
         FROM fct_incident i
         JOIN scored s ON s.source = i.source AND s.incident_id = i.incident_id
@@ -702,8 +711,8 @@ def incident_timeline(conn: Connection, source: str, incident_id: str) -> pd.Dat
     columns = ", ".join(STEP_COLUMNS.values())
     sql = f"""
         SELECT {columns}, time_zone, answer_seconds, dispatch_seconds, travel_seconds
-        FROM fct_incident
-        WHERE source = :source AND incident_id = :incident_id
+        FROM fct_incident i
+        WHERE {_one_incident()}
     """
     frame = _run(conn, sql, {"source": source, "incident_id": incident_id})
     if frame.empty:
@@ -869,6 +878,8 @@ def _answering(
     if source is not None:
         by_source = " AND source = :source"
         params["source"] = source
+    if scope.restricted():  # calls carry no location: see calls.NOT_BY_AREA
+        by_source += " AND FALSE"
     sql = f"""
         WITH shaped AS (
             SELECT line, {calls._CALL_BANDS},
