@@ -8,13 +8,13 @@ import os
 import secrets
 
 import dash
-import dash_auth
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, State, html
 from flask import Response, g, request
 from flask_caching import Cache
 
 import accounts
+import login
 import settings
 from dashboards import components, exports
 from etl import warehouse
@@ -59,17 +59,17 @@ def create_app(environ: dict[str, str] | None = None) -> Dash:
     server.secret_key = secret_key
     roles_file = settings.get("BLUELAMP_ROLES_FILE", env)
     accounts.use_roles(accounts.load_roles(roles_file or accounts.ROLES_FILE))
-    verifier = accounts.Verifier(settings.get("BLUELAMP_USERS_FILE", env))
+    # First of the request hooks, so it runs before the role check below: not
+    # signed in, 401 (basic) or a redirect to the provider (oidc) on every route.
+    identify = login.install(app, env)
     server.extensions["bluelamp"] = components.Runtime(
         reader=warehouse.Reader(settings.get("BLUELAMP_WAREHOUSE_URL", env)),
         cache=_cache(server, settings.get("BLUELAMP_CACHE_URL", env)),
         intervals=_intervals(env),
-        identify=lambda: verifier.identity(_basic_user()),
+        identify=identify,
         may_see=accounts.may_see,
+        users_file=settings.get("BLUELAMP_USERS_FILE", env),
     )
-    # Registered first, so it runs before the role check below: no credentials,
-    # 401 on every route, assets and Dash's own routes included.
-    _BasicAuth(app, auth_func=verifier)
     server.before_request(_authorise)
     server.teardown_request(_forget_scope)
     server.after_request(_add_security_headers)
@@ -86,17 +86,6 @@ def create_app(environ: dict[str, str] | None = None) -> Dash:
         State("shell-navbar-collapse", "is_open"),
     )
     return app
-
-
-class _BasicAuth(dash_auth.BasicAuth):
-    """dash-auth's BasicAuth, reading the header with werkzeug's parser, so a
-    malformed Authorization header is a 401 rather than a server error."""
-
-    def is_authorized(self):
-        auth = request.authorization
-        if auth is None or auth.type != "basic":
-            return False
-        return self._auth_func(auth.username or "", auth.password or "")
 
 
 def _cache(server, url: str) -> Cache:
@@ -158,11 +147,6 @@ def _pages_of_callback(body: dict) -> list[dict]:
         ):
             pages.append(page_for_path(str(item.get("value") or "/")))
     return [p for p in pages if p is not None]
-
-
-def _basic_user() -> str | None:
-    auth = request.authorization
-    return auth.username if auth is not None and auth.type == "basic" else None
 
 
 def _authorise():

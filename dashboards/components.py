@@ -34,6 +34,8 @@ class Runtime:
     # Who the current request runs for (None: not signed in), by the login in use.
     identify: Callable[[], accounts.Identity | None]
     may_see: Callable[[str | None, str], bool]
+    # The users file the basic login reads (listed on the admin's Users page).
+    users_file: str = ""
 
 
 class NoData(RuntimeError):

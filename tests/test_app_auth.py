@@ -205,3 +205,25 @@ def test_missing_warehouse_shows_a_message_not_a_traceback(client, app_home):
     assert "No data loaded: run python -m etl demo" in cards.get_data(as_text=True)
     assert "No data loaded" in layout.get_data(as_text=True)
     assert "Traceback" not in cards.get_data(as_text=True)
+
+
+def test_users_page_lists_users_and_roles_for_admins_only(client):
+    response = client.get("/users", headers=login("admin"))
+    assert response.status_code == 200
+    for role in ("leader", "commander", "analyst", "display"):
+        assert client.get("/users", headers=login(role)).status_code == 403
+    layout = client.post(
+        "/_dash-update-component",
+        json=route_to("/users"),
+        headers=login("admin"),
+    )
+    assert layout.status_code == 200
+    text = layout.get_data(as_text=True)
+    assert "commander" in text and "E08000026" in text  # the demo commander's area
+    assert "scrypt" not in text and "password_hash" not in text
+    refused = client.post(
+        "/_dash-update-component",
+        json=route_to("/users"),
+        headers=login("leader"),
+    )
+    assert refused.status_code == 403
