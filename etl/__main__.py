@@ -82,9 +82,10 @@ def cmd_demo_data(args, url: str) -> int:
 
 
 def _demo_loaded(url: str) -> bool:
-    if warehouse.is_duckdb(url) and warehouse.current_snapshot(
-        warehouse.duckdb_path(url)
-    ) is None:
+    if (
+        warehouse.is_duckdb(url)
+        and warehouse.current_snapshot(warehouse.duckdb_path(url)) is None
+    ):
         return False
     try:
         runs = warehouse.Reader(url).read_sql(
@@ -99,8 +100,10 @@ def cmd_demo(args, url: str) -> int:
     import accounts
 
     if _demo_loaded(url) and not args.rebuild:
-        print(f"The warehouse at {url} already holds the demo data; reusing it "
-              "(--rebuild to generate and load it again).")
+        print(
+            f"The warehouse at {warehouse.safe_url(url)} already holds the demo data; reusing it "
+            "(--rebuild to generate and load it again)."
+        )
     else:
         paths = _generate(args)
         failed = False
@@ -170,18 +173,26 @@ def cmd_status(args, url: str) -> int:
     for source, group in runs.groupby("source", sort=True):
         good = group[group["status"] == "succeeded"]
         last = good["finished_at"].max() if not good.empty else None
-        stale = (
-            last is None
-            or now - last > dt.timedelta(minutes=2 * intervals.get(source, 60))
+        stale = last is None or now - last > dt.timedelta(
+            minutes=2 * intervals.get(source, 60)
         )
         state = (
-            "never loaded" if last is None
+            "never loaded"
+            if last is None
             else f"last success {last:%Y-%m-%d %H:%M} UTC"
         )
         print(f"{source}: {state}{'  [STALE]' if stale else ''}")
         shown = group.head(args.runs)[
-            ["run_id", "status", "finished_at", "rows_read", "rows_loaded",
-             "rows_rejected", "rows_duplicate", "rows_set_aside"]
+            [
+                "run_id",
+                "status",
+                "finished_at",
+                "rows_read",
+                "rows_loaded",
+                "rows_rejected",
+                "rows_duplicate",
+                "rows_set_aside",
+            ]
         ]
         print(_indent(shown.to_string(index=False)))
         failed = group[group["status"] == "failed"].head(1)
@@ -222,7 +233,8 @@ def parser() -> argparse.ArgumentParser:
         else:
             cmd.add_argument("--out", default=settings.get("BLUELAMP_DEMO_DIR"))
             cmd.add_argument(
-                "--rebuild", action="store_true",
+                "--rebuild",
+                action="store_true",
                 help="generate and load again even if the warehouse has the demo",
             )
         cmd.set_defaults(func=func)

@@ -62,9 +62,7 @@ def read_schedule(
                 source=name,
                 path=str(entry["path"]),
                 mapping=entry.get("mapping"),
-                interval_minutes=float(
-                    entry.get("interval_minutes", intervals[name])
-                ),
+                interval_minutes=float(entry.get("interval_minutes", intervals[name])),
             )
         )
     return entries
@@ -103,7 +101,7 @@ def single_instance(url: str) -> Iterator[None]:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise SchedulerAlreadyRunning(
-                    f"another scheduler already refreshes {url} (lock {lock_path})"
+                    f"another scheduler already refreshes {warehouse.safe_url(url)} (lock {lock_path})"
                 ) from None
             try:
                 yield
@@ -117,7 +115,7 @@ def single_instance(url: str) -> Iterator[None]:
         ).scalar()
         if not got:
             raise SchedulerAlreadyRunning(
-                f"another scheduler already refreshes {url} (advisory lock held)"
+                f"another scheduler already refreshes {warehouse.safe_url(url)} (advisory lock held)"
             )
         try:
             yield

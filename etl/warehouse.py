@@ -36,6 +36,14 @@ def is_duckdb(url: str) -> bool:
     return make_url(url).get_backend_name() == "duckdb"
 
 
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: say nothing of it beyond its scheme
+        return url.split(":", 1)[0] + ":..."
+
+
 def duckdb_path(url: str) -> Path:
     database = make_url(url).database
     if not database or database == ":memory:":
@@ -105,7 +113,8 @@ def _duckdb_engine(path: Path, read_only: bool) -> Engine:
     )
     # Runs report their own progress; DuckDB's bar would litter logs and terminals.
     event.listen(
-        engine, "connect",
+        engine,
+        "connect",
         lambda dbapi, _record: dbapi.execute("SET enable_progress_bar = false"),
     )
     return engine
@@ -261,7 +270,7 @@ def insert_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     raw = conn.connection.driver_connection
     with raw.cursor() as cur:
         with cur.copy(
-            f'COPY "{table}" ({col_sql}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')'
+            f"COPY \"{table}\" ({col_sql}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
         ) as copy:
             while chunk := buffer.read(1 << 20):
                 copy.write(chunk)
