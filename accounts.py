@@ -42,7 +42,9 @@ def load_roles(path: str | Path = ROLES_FILE) -> dict[str, Role]:
     for name, entry in data.get("roles", {}).items():
         unknown = set(entry) - {"pages", "export", "scoped", "person_level"}
         if unknown:
-            raise ValueError(f"{path}: role {name!r} has unknown keys {sorted(unknown)}")
+            raise ValueError(
+                f"{path}: role {name!r} has unknown keys {sorted(unknown)}"
+            )
         roles[name] = Role(
             name=name,
             pages=frozenset(entry.get("pages", ())),

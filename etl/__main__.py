@@ -101,7 +101,8 @@ def cmd_demo(args, url: str) -> int:
 
     if _demo_loaded(url) and not args.rebuild:
         print(
-            f"The warehouse at {warehouse.safe_url(url)} already holds the demo data; reusing it "
+            f"The warehouse at {warehouse.safe_url(url)} already holds the demo "
+            "data; reusing it "
             "(--rebuild to generate and load it again)."
         )
     else:

@@ -101,7 +101,8 @@ def single_instance(url: str) -> Iterator[None]:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise SchedulerAlreadyRunning(
-                    f"another scheduler already refreshes {warehouse.safe_url(url)} (lock {lock_path})"
+                    "another scheduler already refreshes "
+                    f"{warehouse.safe_url(url)} (lock {lock_path})"
                 ) from None
             try:
                 yield
@@ -115,7 +116,8 @@ def single_instance(url: str) -> Iterator[None]:
         ).scalar()
         if not got:
             raise SchedulerAlreadyRunning(
-                f"another scheduler already refreshes {warehouse.safe_url(url)} (advisory lock held)"
+                "another scheduler already refreshes "
+                f"{warehouse.safe_url(url)} (advisory lock held)"
             )
         try:
             yield

@@ -20,7 +20,8 @@ def membership(area_level: str, area_code: str | None, level: str) -> str:
     The chosen code itself is bound as :area_code by the caller. Areas holding none
     of the user's scope (queries.scope) are left out.
     """
-    return f"{_inside(area_level, area_code, level)} AND {scope.area_condition('a', level)}"
+    inside = _inside(area_level, area_code, level)
+    return f"{inside} AND {scope.area_condition('a', level)}"
 
 
 def _inside(area_level: str, area_code: str | None, level: str) -> str:

@@ -15,7 +15,7 @@ import dataclasses
 import datetime as dt
 
 import pandas as pd
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from queries import areas, scope, stats
 from queries.frames import read_frame

@@ -37,7 +37,12 @@ def test_every_page_renders_without_console_errors(
     width, height = browser_tests.SIZES[size]
     admin_chromium.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": size == "phone"},
+        {
+            "width": width,
+            "height": height,
+            "deviceScaleFactor": 1,
+            "mobile": size == "phone",
+        },
     )
     paths = sorted(p["path"] for p in dash.page_registry.values())
     assert {"/", "/crime", "/incidents", "/overview", "/users"} <= set(paths)
@@ -68,8 +73,10 @@ def test_every_page_renders_without_console_errors(
         overflow = admin_chromium.execute_script(
             "return document.documentElement.scrollWidth > window.innerWidth + 1"
         )
-        if severe or not hosts <= browser_tests.LOCAL_HOSTS or (
-            size == "phone" and overflow
+        if (
+            severe
+            or not hosts <= browser_tests.LOCAL_HOSTS
+            or (size == "phone" and overflow)
         ):
             problems[path] = {"console": severe, "hosts": hosts, "overflow": overflow}
     assert problems == {}
