@@ -50,6 +50,23 @@ SETTINGS: tuple[Setting, ...] = (
         "background (no network).",
     ),
     Setting(
+        "BLUELAMP_AUDIT_URL",
+        "",
+        "SQLAlchemy URL of the audit trail; empty for the warehouse itself on "
+        "PostgreSQL, or audit.sqlite beside the DuckDB file (which only the ETL "
+        "writes).",
+    ),
+    Setting(
+        "BLUELAMP_EXPORT_REASON",
+        "optional",
+        "Whether an export must give a reason code: optional or required.",
+    ),
+    Setting(
+        "BLUELAMP_EXPORT_REASON_CODES",
+        "investigation,briefing,performance-review,foi-request,audit",
+        "Comma-separated reason codes an export may give.",
+    ),
+    Setting(
         "BLUELAMP_DEMO_DIR",
         "demo-data",
         "Folder where `python -m etl demo` writes the generated source files.",
@@ -83,6 +100,49 @@ SETTINGS: tuple[Setting, ...] = (
         "BLUELAMP_SCHEDULE_FILE",
         "schedule.toml",
         "TOML file naming, per source, the path (and mapping) the scheduler loads.",
+    ),
+    Setting(
+        "BLUELAMP_LOGIN",
+        "basic",
+        "How people sign in: basic (HTTP Basic against the users file, the demo) or "
+        "oidc (OpenID Connect, roles from a group claim).",
+    ),
+    Setting(
+        "BLUELAMP_OIDC_METADATA_URL",
+        "",
+        "The provider's .well-known/openid-configuration URL (oidc login).",
+    ),
+    Setting(
+        "BLUELAMP_OIDC_CLIENT_ID",
+        "",
+        "Client (application) id of Bluelamp's registration at the provider.",
+    ),
+    Setting(
+        "BLUELAMP_OIDC_CLIENT_SECRET",
+        "",
+        "Client secret of that registration; never logged or shown.",
+    ),
+    Setting(
+        "BLUELAMP_OIDC_GROUP_CLAIM",
+        "groups",
+        "ID-token claim listing the user's groups.",
+    ),
+    Setting(
+        "BLUELAMP_OIDC_ROLE_GROUPS",
+        "",
+        "Which groups give which role: role=group[,group];role=group... "
+        "(group ids or names as the claim lists them).",
+    ),
+    Setting(
+        "BLUELAMP_OIDC_AREAS_CLAIM",
+        "",
+        "ID-token claim listing the area codes of a scoped role (e.g. commander); "
+        "empty: scoped users see no area.",
+    ),
+    Setting(
+        "BLUELAMP_OIDC_NAME_CLAIM",
+        "preferred_username",
+        "ID-token claim naming the user on pages and in the audit trail.",
     ),
 )
 
