@@ -69,6 +69,8 @@ def create_app(environ: dict[str, str] | None = None) -> Dash:
         identify=identify,
         may_see=accounts.may_see,
         users_file=settings.get("BLUELAMP_USERS_FILE", env),
+        login_method=settings.get("BLUELAMP_LOGIN", env).strip().lower(),
+        logout_url=login.logout_url(env),
     )
     server.before_request(_authorise)
     server.teardown_request(_forget_scope)

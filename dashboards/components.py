@@ -36,6 +36,10 @@ class Runtime:
     may_see: Callable[[str | None, str], bool]
     # The users file the basic login reads (listed on the admin's Users page).
     users_file: str = ""
+    # "basic" (the users file) or "oidc" (an identity provider), and where "Sign
+    # out" goes: empty for the basic login, which has no sign-out.
+    login_method: str = "basic"
+    logout_url: str = ""
 
 
 class NoData(RuntimeError):
@@ -198,6 +202,7 @@ def navbar(pages: list[dict], data_as_at: str, user: str | None) -> dbc.Navbar:
                     [
                         dbc.Nav(links, navbar=True, className="me-auto"),
                         html.Span(user or "", className="bl-user"),
+                        _sign_out(),
                     ],
                     id="shell-navbar-collapse",
                     navbar=True,
@@ -210,6 +215,13 @@ def navbar(pages: list[dict], data_as_at: str, user: str | None) -> dbc.Navbar:
         expand="md",
         className="mb-3",
     )
+
+
+def _sign_out():
+    url = runtime().logout_url if has_app_context() else ""
+    if not url:
+        return None
+    return dbc.NavLink("Sign out", href=url, external_link=True, className="ms-md-2")
 
 
 def status_badge(status) -> dbc.Badge:

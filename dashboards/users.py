@@ -65,12 +65,22 @@ def roles_frame(roles: dict[str, accounts.Role]) -> pd.DataFrame:
 
 def layout(**_):
     # Dash validates layouts once outside any request: no app, no users there.
-    path = components.runtime().users_file if has_app_context() else ""
+    runtime = components.runtime() if has_app_context() else None
+    oidc = runtime is not None and runtime.login_method == "oidc"
+    path = runtime.users_file if runtime and not oidc else ""
     try:
         users = accounts.load_users(path) if path else {}
         problem = None
     except (ValueError, OSError) as exc:
         users, problem = {}, f"The users file could not be read: {exc}"
+    if oidc:
+        source = (
+            "People sign in through the identity provider (OpenID Connect); each "
+            "one's role comes from their groups (BLUELAMP_OIDC_ROLE_GROUPS) and "
+            "their areas from BLUELAMP_OIDC_AREAS_CLAIM, so no users are listed here."
+        )
+    else:
+        source = f"{len(users)} users in the users file ({path or 'not set'})."
     user_table = components.data_table("users-table", USER_COLUMNS, page_size=25)
     user_table.data = components.table_records(users_frame(users))
     role_table = components.data_table("users-roles-table", ROLE_COLUMNS)
@@ -81,10 +91,8 @@ def layout(**_):
             dbc.Alert(problem, color="danger") if problem else None,
             html.P(
                 [
-                    f"{len(users)} users in the users file ({path or 'not set'}). "
-                    "With OpenID Connect sign-in, people come from the identity "
-                    "provider and their role from their groups (see the README). "
-                    "A scoped role sees only the user's areas unless widened.",
+                    source,
+                    " A scoped role sees only the user's areas unless widened.",
                 ],
                 className="text-muted",
             ),

@@ -227,3 +227,8 @@ def test_users_page_lists_users_and_roles_for_admins_only(client):
         headers=login("leader"),
     )
     assert refused.status_code == 403
+
+
+def test_basic_login_has_no_sign_out_link(client):
+    shell = client.get("/_dash-layout", headers=login("analyst")).get_data(as_text=True)
+    assert "Sign out" not in shell

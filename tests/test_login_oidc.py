@@ -479,6 +479,8 @@ def test_logout_ends_the_session(bluelamp, provider):
     browser = bluelamp.browser()
     sign_in(bluelamp, browser, "ana")
     assert browser.get(f"{bluelamp.url}/crime").status_code == 200
+    shell = browser.get(f"{bluelamp.url}/_dash-layout").text.replace("\\u002f", "/")
+    assert "Sign out" in shell and "/oidc/logout" in shell  # in the navbar
     out = browser.get(f"{bluelamp.url}/oidc/logout")
     assert out.status_code == 200 and "signed out of Bluelamp" in out.text
     again = browser.get(f"{bluelamp.url}/crime", allow_redirects=False)
@@ -662,3 +664,24 @@ def test_custom_roles_rank_after_the_shipped_ones(monkeypatch):
     monkeypatch.setattr(accounts, "ROLES", roles)
     order = [role for role, _ in login.parse_role_groups("auditor=q;display=d")]
     assert order == ["display", "auditor"]
+
+
+def test_users_page_under_oidc_names_the_provider_not_a_users_file(bluelamp):
+    browser = bluelamp.browser()
+    sign_in(bluelamp, browser, "admin-disp")
+    body = {
+        "output": ".._pages_content.children..._pages_store.data..",
+        "outputs": [
+            {"id": "_pages_content", "property": "children"},
+            {"id": "_pages_store", "property": "data"},
+        ],
+        "inputs": [
+            {"id": "_pages_location", "property": "pathname", "value": "/users"},
+            {"id": "_pages_location", "property": "search", "value": ""},
+        ],
+        "changedPropIds": ["_pages_location.pathname"],
+        "state": [],
+    }
+    page = browser.post(f"{bluelamp.url}/_dash-update-component", json=body)
+    assert page.status_code == 200, page.text[:500]
+    assert "identity provider" in page.text and "users file (" not in page.text
