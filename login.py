@@ -58,10 +58,13 @@ class OidcConfig:
     group_claim: str = "groups"
     areas_claim: str = ""
     name_claim: str = "preferred_username"
+    # Groups whose members see beyond their areas (a scoped role's `widen`).
+    widen_groups: frozenset[str] = frozenset()
 
     @property
     def mapped_groups(self) -> frozenset[str]:
-        return frozenset().union(*(groups for _, groups in self.role_groups))
+        roles = frozenset().union(*(groups for _, groups in self.role_groups))
+        return roles | self.widen_groups
 
 
 def install(
@@ -114,6 +117,9 @@ def oidc_config(env: Mapping[str, str]) -> OidcConfig:
         role_groups=parse_role_groups(settings.get("BLUELAMP_OIDC_ROLE_GROUPS", env)),
         group_claim=settings.get("BLUELAMP_OIDC_GROUP_CLAIM", env).strip(),
         areas_claim=settings.get("BLUELAMP_OIDC_AREAS_CLAIM", env).strip(),
+        widen_groups=frozenset(
+            _strings(settings.get("BLUELAMP_OIDC_WIDEN_GROUPS", env))
+        ),
         name_claim=settings.get("BLUELAMP_OIDC_NAME_CLAIM", env).strip(),
     )
 
@@ -160,7 +166,8 @@ def identity_from_claims(
     if role is None:
         return None
     areas = _strings(claims.get(config.areas_claim)) if config.areas_claim else ()
-    return accounts.Identity(_name(claims, config), role, areas)
+    widen = bool(groups & config.widen_groups)
+    return accounts.Identity(_name(claims, config), role, areas, widen)
 
 
 def _name(claims: Mapping, config: OidcConfig) -> str:

@@ -140,6 +140,12 @@ SETTINGS: tuple[Setting, ...] = (
         "empty: scoped users see no area.",
     ),
     Setting(
+        "BLUELAMP_OIDC_WIDEN_GROUPS",
+        "",
+        "Groups (comma-separated) whose members in a scoped role see beyond their "
+        "areas; empty: nobody widens.",
+    ),
+    Setting(
         "BLUELAMP_OIDC_NAME_CLAIM",
         "preferred_username",
         "ID-token claim naming the user on pages and in the audit trail.",

@@ -685,3 +685,15 @@ def test_users_page_under_oidc_names_the_provider_not_a_users_file(bluelamp):
     page = browser.post(f"{bluelamp.url}/_dash-update-component", json=body)
     assert page.status_code == 200, page.text[:500]
     assert "identity provider" in page.text and "users file (" not in page.text
+
+
+def test_a_widen_group_lifts_a_commanders_scope_and_survives_the_cookie():
+    import dataclasses
+
+    config = dataclasses.replace(CONFIG, widen_groups=frozenset({"w"}))
+    claims = {"sub": "s", "groups": ["c", "w"], "areas": "E08000026"}
+    widened = login.identity_from_claims(claims, config)
+    assert widened.role == "commander" and widened.widen and widened.scope() is None
+    assert "w" in config.mapped_groups  # kept in the session cookie's groups
+    narrow = login.identity_from_claims({**claims, "groups": ["c"]}, config)
+    assert narrow.scope() == {"E08000026"}
