@@ -150,6 +150,17 @@ SETTINGS: tuple[Setting, ...] = (
         "preferred_username",
         "ID-token claim naming the user on pages and in the audit trail.",
     ),
+    Setting(
+        "BLUELAMP_SUPPRESS_BELOW",
+        "0",
+        "Disclosure control: counts from 1 to this minus 1 are blanked and marked "
+        "suppressed in maps and exports for the roles below; 0 = off.",
+    ),
+    Setting(
+        "BLUELAMP_SUPPRESS_ROLES",
+        "display,commander",
+        "Roles (comma-separated) that disclosure control applies to.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

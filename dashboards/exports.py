@@ -8,16 +8,27 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import html
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import parse_qs, urlencode
 
 import pandas as pd
-from flask import Blueprint, Response, abort, request, stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    g,
+    has_app_context,
+    has_request_context,
+    request,
+    stream_with_context,
+)
 
 import accounts
+import audit
 import settings
-from dashboards import components
+from dashboards import components, disclosure
 from etl import warehouse
 from geo import boundaries, heatmap
 from queries import crime, scope
@@ -25,7 +36,15 @@ from queries import crime, scope
 blueprint = Blueprint("crime_exports", __name__)
 
 DEFAULT_PERIOD = "rolling-12"
-MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$", re.ASCII)
+# Hostile input: a parameter value longer than this, or holding control characters,
+# is dropped with a message; a multi-valued one keeps its first MAX_VALUES.
+MAX_VALUE_CHARS = 200
+MAX_VALUES = 50
+SHOWN_CHARS = 40
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# An area code as dim_area holds them: ONS codes and force slugs.
+AREA_CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.'&()-]{0,99}$", re.ASCII)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_CHUNK_ROWS = 20_000
 CHARTS = {
@@ -111,30 +130,82 @@ def _many(value) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(v) for v in values if v not in (None, "")))
 
 
+def _shown(value) -> str:
+    """A value quoted for a message: control characters escaped, a long one cut."""
+    text = str(value)
+    return repr(text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "...")
+
+
+def _checked_args(
+    args: Mapping, single: tuple[str, ...], multi: tuple[str, ...], problems: list
+) -> dict:
+    """The known parameters, each value a str (a list for `multi` ones): a value too
+    long or holding control characters is dropped, a repeated single one is cut to
+    its last, and each says so in `problems`. Unknown parameters are left alone."""
+    clean = {}
+    for key in (*single, *multi):
+        raw = args.get(key)
+        raw = raw if isinstance(raw, list) else [raw]
+        values = [str(v) for v in raw if v is not None and str(v) != ""]
+        if key in single and len(values) > 1:
+            problems.append(
+                f"Parameter {key!r} is given {len(values)} times: using the last."
+            )
+            values = values[-1:]
+        if len(values) > MAX_VALUES:
+            problems.append(
+                f"Parameter {key!r} is given {len(values):,} times: using the first "
+                f"{MAX_VALUES}."
+            )
+            values = values[:MAX_VALUES]
+        kept = []
+        for value in values:
+            if CONTROL_RE.search(value):
+                problems.append(f"Parameter {key!r} holds control characters: ignored.")
+            elif len(value) > MAX_VALUE_CHARS:
+                problems.append(
+                    f"Parameter {key!r} is {len(value):,} characters long (at most "
+                    f"{MAX_VALUE_CHARS}): ignored."
+                )
+            else:
+                kept.append(value)
+        if kept:
+            clean[key] = kept if key in multi else kept[-1]
+    return clean
+
+
+def _is_month(value: str) -> bool:
+    if not MONTH_RE.match(value):
+        return False
+    try:
+        dt.datetime.strptime(value, "%Y-%m")
+    except ValueError:  # year 0000
+        return False
+    return True
+
+
 def parse_selection(args: Mapping) -> tuple[Selection, list[str]]:
     """A Selection from query arguments, and a message for each value ignored."""
     problems = []
+    args = _checked_args(
+        args, ("period", "from", "to", "measure", "level", "area"), ("type",), problems
+    )
     period = _one(args.get("period")) or DEFAULT_PERIOD
     if period not in crime.PRESETS:
-        problems.append(f"Unknown period {period!r}: showing rolling 12 months.")
+        problems.append(f"Unknown period {_shown(period)}: showing rolling 12 months.")
         period = DEFAULT_PERIOD
     months = {}
     for key in ("from", "to"):
         value = _one(args.get(key))
-        if value is not None and not MONTH_RE.match(value):
-            problems.append(f"{value!r} is not a month (YYYY-MM): ignored.")
+        if value is not None and not _is_month(value):
+            problems.append(f"{_shown(value)} is not a month (YYYY-MM): ignored.")
             value = None
         months[key] = value if period == "custom" else None
     measure = _one(args.get("measure")) or "count"
     if measure not in crime.MEASURES:
-        problems.append(f"Unknown measure {measure!r}: showing counts.")
+        problems.append(f"Unknown measure {_shown(measure)}: showing counts.")
         measure = "count"
-    level, area = _one(args.get("level")) or "force", _one(args.get("area"))
-    if level not in crime.LEVELS:
-        problems.append(f"Unknown area level {level!r}: showing all forces.")
-        level, area = "force", None
-    if area is None:
-        level = "force"
+    level, area = _checked_level_area(args, problems)
     selection = Selection(
         period=period,
         start=months["from"],
@@ -156,6 +227,9 @@ class Resolved:
     sentence: str
     path: tuple[dict, ...]  # force down to the chosen area; () for all forces
     problems: tuple[str, ...]
+    # The problems that are invalid parameters (not a scope notice): an export with
+    # any answers 400 rather than export other rows than asked for.
+    invalid: tuple[str, ...] = ()
 
     @property
     def map_level(self) -> str:
@@ -214,14 +288,26 @@ def resolve(selection: Selection, problems=(), query=None) -> Resolved:
         )
     except ValueError as exc:
         raise components.NoData(f"No crime data to show: {exc}") from exc
+    if selection.period == "custom" and len(months):
+        held = sorted(pd.Timestamp(m) for m in months)
+        problems += _range_problems(
+            selection.start,
+            selection.end,
+            f"{held[0]:%Y-%m}",
+            f"{held[-1]:%Y-%m}",
+            f"{start:%Y-%m} to {end:%Y-%m}",
+            "months",
+        )
     known = set(query(crime.crime_type_tree)["crime_type"])
     unknown = [t for t in selection.types if t not in known]
     if unknown:
-        problems.append(f"Unknown crime type(s) ignored: {', '.join(unknown)}.")
+        shown = ", ".join(_shown(t) for t in unknown[:5])
+        more = f" and {len(unknown) - 5:,} more" if len(unknown) > 5 else ""
+        problems.append(f"Unknown crime type(s) ignored: {shown}{more}.")
         selection = selection.replace(
             types=tuple(t for t in selection.types if t in known)
         )
-    selection, path = _checked_area(selection, problems, query)
+    selection, path, invalid = _checked_area_noting(selection, problems, query)
     filters = crime.CrimeFilters(
         start_month=start,
         end_month=end,
@@ -229,18 +315,81 @@ def resolve(selection: Selection, problems=(), query=None) -> Resolved:
         area_level=selection.level,
         area_code=selection.area,
     )
-    return Resolved(selection, filters, sentence, path, tuple(problems))
+    return Resolved(
+        selection, filters, sentence, path, tuple(problems), invalid=invalid
+    )
+
+
+def _checked_level_area(args: Mapping, problems: list) -> tuple[str, str | None]:
+    """The level and area code asked for: an unknown level, or a value that cannot
+    be an area code (SQL, markup, a sentence), falls back to all forces."""
+    level, area = _one(args.get("level")) or "force", _one(args.get("area"))
+    if level not in crime.LEVELS:
+        problems.append(f"Unknown area level {_shown(level)}: showing all forces.")
+        level, area = "force", None
+    if area is not None and not AREA_CODE_RE.match(area):
+        problems.append(f"{_shown(area)} is not an area code: showing all forces.")
+        area = None
+    return ("force", None) if area is None else (level, area)
+
+
+def _range_problems(asked_from, asked_to, first: str, last: str, shown, unit):
+    """A message when a custom range was turned round, or cut to the data held;
+    `first` and `last` are formatted as the asked values are, so compare as text."""
+    if asked_from and asked_to and asked_from > asked_to:
+        return [f"From {asked_from} is after to {asked_to}: showing {shown}."]
+    if (asked_from and asked_from < first) or (asked_to and asked_to > last):
+        lo, hi = asked_from or first, asked_to or last
+        return [
+            f"The {unit} {lo} to {hi} reach beyond the data held ({first} to "
+            f"{last}): showing {shown}."
+        ]
+    return []
+
+
+def _checked_area_noting(selection, problems: list[str], query):
+    """`_checked_area`, and the problems so far that are invalid parameters (not a
+    scope notice), each recorded as a refusal for the audit trail."""
+    before = len(problems)
+    selection, path = _checked_area(selection, problems, query)
+    # A scoped user's area outside their scope is recorded by _checked_area; the
+    # page (and an export) shows their own areas and says so.
+    invalid = problems if not scope.restricted() else problems[:before]
+    for problem in invalid:
+        components.record_refusal(f"invalid filter: {problem}")
+    return selection, path, tuple(invalid)
 
 
 def query_args(search: str | None) -> dict:
     """`?a=1&t=x&t=y` as Dash Pages passes it to a layout: {"a": "1", "t": [...]}."""
-    parsed = parse_qs((search or "").lstrip("?"))
+    parsed = parse_qs(_text(search).lstrip("?"))
     return {k: v[0] if len(v) == 1 else v for k, v in parsed.items()}
 
 
+def _text(search) -> str:
+    # A crafted callback can send anything where a page keeps its query string.
+    return search if isinstance(search, str) else ""
+
+
 def resolve_query_string(search: str | None, query=None) -> Resolved:
-    selection, problems = parse_selection(query_args(search))
-    return resolve(selection, problems, query)
+    """`resolve` of a query string, once per request (an export checks it first)."""
+    search = _text(search)
+    return _once_per_request(
+        ("crime", search),
+        query,
+        lambda: resolve(*parse_selection(query_args(search)), query),
+    )
+
+
+def _once_per_request(key, query, make):
+    # Resolving records refusals: an export checked before its route runs must not
+    # record them twice. Only the default (cached) query is remembered.
+    if query is not None or not has_request_context():
+        return make()
+    memo = g.setdefault("bluelamp_resolved", {})
+    if key not in memo:
+        memo[key] = make()
+    return memo[key]
 
 
 # ---------------------------------------------------------------------------
@@ -248,26 +397,52 @@ def resolve_query_string(search: str | None, query=None) -> Resolved:
 
 
 def chart_frame(chart: str, resolved: Resolved, query=None) -> pd.DataFrame:
-    """Exactly the rows a chart draws; the page calls this too."""
+    """Exactly the rows a chart draws; the page calls this too. For a role under
+    disclosure control, small counts are blanked and marked (dashboards/disclosure)."""
     query = query or components.cached_query
     f = resolved.filters
-    if chart == "kpis":
-        return pd.DataFrame([query(crime.kpis, f)])
-    if chart == "areas":
-        frame = query(crime.by_area, f, resolved.map_level)
-        return frame.sort_values(
-            ["rate_per_1000", "crimes"], ascending=False, na_position="last"
-        ).reset_index(drop=True)
-    if chart == "trend":
-        return query(crime.monthly, f)
-    if chart == "types":
-        return query(crime.by_type, f)
-    if chart == "outcomes":
-        return query(crime.outcome_groups, f)
+    threshold = suppression_threshold()
     if chart == "points":
+        if threshold:
+            # One row per crime: no count to blank, every small one recoverable.
+            components.record_refusal("crime points withheld by disclosure control")
+            abort(
+                Response(
+                    "Forbidden: single crimes are not available to your role, for "
+                    f"which counts under {threshold} are suppressed",
+                    403,
+                    mimetype="text/plain",
+                )
+            )
         # Not cached: hundreds of thousands of rows, asked for rarely.
         return components.query(crime.crime_points, f)
-    raise KeyError(chart)
+    if chart == "kpis":
+        frame = pd.DataFrame([query(crime.kpis, f)])
+    elif chart == "areas":
+        frame = query(crime.by_area, f, resolved.map_level)
+    elif chart == "trend":
+        frame = query(crime.monthly, f)
+    elif chart == "types":
+        frame = query(crime.by_type, f)
+    elif chart == "outcomes":
+        frame = query(crime.outcome_groups, f)
+    else:
+        raise KeyError(chart)
+    frame = disclosure.suppress(frame, disclosure.CRIME_RULES[chart], threshold)
+    if chart == "areas":
+        # Blanked rows sort last, so their place in the ranking says nothing.
+        frame = frame.sort_values(
+            ["rate_per_1000", "crimes"], ascending=False, na_position="last"
+        ).reset_index(drop=True)
+    return frame
+
+
+def suppression_threshold() -> int:
+    """Counts below this are suppressed for this request's role; 0: none are."""
+    if not has_app_context():
+        return 0
+    policy = getattr(components.runtime(), "disclosure", None)
+    return policy.threshold_for(components.current_role()) if policy else 0
 
 
 # ---------------------------------------------------------------------------
@@ -305,8 +480,10 @@ def csv_chunks(
     frame: pd.DataFrame, header: Iterable[tuple[str, str]], chunk_rows=CSV_CHUNK_ROWS
 ) -> Iterator[str]:
     """The header block, the column names, then every row, in pieces to stream."""
+    note = disclosure.header_note(frame)
+    header = [*header, ("Disclosure control", note)] if note else header
     yield "".join(header_lines(header))
-    safe = _neutralised(frame)
+    safe = _neutralised(disclosure.for_csv(frame))
     yield safe.iloc[:0].to_csv(index=False, lineterminator="\n")
     for start in range(0, len(safe), chunk_rows):
         yield safe.iloc[start : start + chunk_rows].to_csv(
@@ -357,11 +534,134 @@ def _resolved_from_request() -> Resolved:
     return resolve_query_string(request.query_string.decode("utf-8", "replace"))
 
 
+# Export routes whose query string is a page's filters, and that page.
+_FILTERED_EXPORTS = {
+    "crime_exports.export_csv": "/crime",
+    "crime_exports.export_hotspots": "/crime",
+    "crime_exports.export_incidents_csv": "/incidents",
+}
+
+
+@blueprint.before_request
+def _refuse_invalid_filters():
+    """An export never falls back: where the page drops or replaces a filter value
+    (with a message), its export answers 400 with the messages, rather than hand
+    over other rows than were asked for. Runs before the routes; a role that may not
+    export is left to them (403)."""
+    page = _FILTERED_EXPORTS.get(request.endpoint)
+    role = components.current_role()
+    if page is None or not (accounts.may_see(role, page) and accounts.may_export(role)):
+        return None
+    search = request.query_string.decode("utf-8", "replace")
+    try:
+        if page == "/crime":
+            resolved = resolve_query_string(search)
+        else:
+            resolved = resolve_incident_query_string(search)
+    except components.NoData:
+        return None  # the route says so (503)
+    if not resolved.invalid:
+        return None
+    lines = "".join(f"- {p}\n" for p in resolved.invalid)
+    return Response(
+        "Bad request: this export's filters are not valid, so nothing was "
+        f"exported:\n{lines}",
+        400,
+        mimetype="text/plain",
+    )
+
+
+def _export_gate(page: str, chart: str, charts: Mapping) -> audit.Export:
+    """Note the export for the audit trail, then refuse it (403, 404, or a page
+    asking for a reason code) unless the user's role may take it."""
+    export = audit.note_export(f"{page.strip('/')}/{chart}", page=page)
+    role = components.current_role()
+    if not accounts.may_see(role, page) or not accounts.may_export(role):
+        components.record_refusal(f"role {role} may not export from {page}")
+        abort(Response("Forbidden: your role may not export this data", 403))
+    if chart not in charts:
+        abort(404)
+    export.reason = _reason_code()
+    return export
+
+
+def _reason_code() -> str | None:
+    """The request's valid `?reason=` code (None when optional and not given); else
+    answer with a page asking for one."""
+    trail = audit.current()
+    given = request.args.get("reason", "").strip() or None
+    if given in trail.reason_codes or (given is None and not trail.reason_required):
+        return given
+    components.record_refusal(
+        "export reason code missing" if given is None else "unknown export reason code"
+    )
+    problem = (
+        "This export needs a reason code."
+        if given is None
+        else "That reason code is not one of the list."
+    )
+    abort(_reason_page(problem, trail))
+
+
+def _reason_page(problem: str, trail: audit.AuditLog) -> Response:
+    """A small same-origin form: pick a reason code, and the same request is sent
+    again with `&reason=`."""
+    esc = html.escape
+    hidden = "".join(
+        f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">'
+        for k, v in request.args.items(multi=True)
+        if k != "reason"
+    )
+    options = "" if trail.reason_required else '<option value="">(none)</option>'
+    options += "".join(
+        f'<option value="{esc(c)}">{esc(c)}</option>' for c in trail.reason_codes
+    )
+    required = " required" if trail.reason_required else ""
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Reason for this export - Bluelamp</title>
+<link rel="stylesheet" href="/assets/vendor/bootstrap.min.css"></head>
+<body class="container py-4">
+<h1 class="h3">Why are you exporting this data?</h1>
+<p>{esc(problem)} It is recorded in the audit trail with the rows you take.</p>
+<form method="get" action="{esc(request.path)}">{hidden}
+<label class="form-label" for="reason">Reason code</label>
+<select class="form-select mb-3" id="reason" name="reason"{required}>{options}</select>
+<button class="btn btn-primary" type="submit">Download</button>
+</form></body></html>
+"""
+    return Response(page, 400, mimetype="text/html")
+
+
+def _csv_response(
+    frame: pd.DataFrame, header: list, export: audit.Export, name: str
+) -> Response:
+    """Stream a CSV, counting the rows that leave for the audit trail."""
+    export.holds(frame, streamed=True)
+    if export.reason:
+        header = [*header, ("Reason code", export.reason)]
+
+    def counted():
+        try:
+            pieces = csv_chunks(frame, header, chunk_rows=CSV_CHUNK_ROWS)
+            for number, piece in enumerate(pieces):
+                yield piece
+                if number >= 2:  # after the header block and the column names
+                    export.rows = min(export.total, export.rows + CSV_CHUNK_ROWS)
+        finally:
+            export.finish()
+
+    return Response(
+        stream_with_context(counted()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 @blueprint.route("/export/crime/<chart>.csv")
 def export_csv(chart: str):
-    _role_may(export=True)
-    if chart not in CHARTS:
-        abort(404)
+    export = _export_gate("/crime", chart, CHARTS)
     try:
         resolved = _resolved_from_request()
         frame = chart_frame(chart, resolved)
@@ -370,16 +670,12 @@ def export_csv(chart: str):
         return Response(str(exc), 503, mimetype="text/plain")
     now = components.utcnow()
     name = f"bluelamp-crime-{chart}-{now:%Y%m%dT%H%M%SZ}.csv"
-    return Response(
-        stream_with_context(csv_chunks(frame, describe(resolved, chart, run_id, now))),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return _csv_response(frame, describe(resolved, chart, run_id, now), export, name)
 
 
 @blueprint.route("/export/crime/hotspots.html")
 def export_hotspots():
-    _role_may(export=True)
+    export = _export_gate("/crime", "hotspots", {"hotspots": "hot-spot map"})
     try:
         resolved = _resolved_from_request()
         points = chart_frame("points", resolved)
@@ -393,6 +689,7 @@ def export_hotspots():
         title=f"Crime hot spots: {area}",
         notes=(resolved.sentence, f"Crime types: {types}"),
     )
+    export.holds(points[["latitude", "longitude"]])  # all the map embeds
     now = components.utcnow()
     return Response(
         page,
@@ -454,7 +751,8 @@ INCIDENT_MEASURES = {
     "median": "Median time to attend (min)",
 }
 INCIDENT_DEFAULT_MARGIN = 5
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
+MARGIN_RE = re.compile(r"^[0-9]{1,4}$")
 GRADE_RE = re.compile(r"^[A-Za-z0-9]{1,8}$")
 CELL_RE = re.compile(r"^([0-6])-([0-9]|1[0-9]|2[0-3])$")
 INCIDENT_CHARTS = {
@@ -564,52 +862,56 @@ class IncidentSelection:
 def parse_incident_selection(args: Mapping) -> tuple[IncidentSelection, list[str]]:
     """An IncidentSelection from query arguments, and a message per value ignored."""
     problems = []
+    args = _checked_args(
+        args,
+        ("period", "from", "to", "source", "level", "area", "measure", "margin")
+        + ("cell", "incident"),
+        ("grade",),
+        problems,
+    )
     period = _one(args.get("period")) or INCIDENT_DEFAULT_PERIOD
     if period not in INCIDENT_PERIODS:
-        problems.append(f"Unknown period {period!r}: showing the last 28 days.")
+        problems.append(f"Unknown period {_shown(period)}: showing the last 28 days.")
         period = INCIDENT_DEFAULT_PERIOD
     dates = {}
     for key in ("from", "to"):
         value = _one(args.get(key))
         if value is not None and not _is_date(value):
-            problems.append(f"{value!r} is not a date (YYYY-MM-DD): ignored.")
+            problems.append(f"{_shown(value)} is not a date (YYYY-MM-DD): ignored.")
             value = None
         dates[key] = value if period == "custom" else None
     grades = _many(args.get("grade"))
     bad = [g for g in grades if not GRADE_RE.match(g)]
     if bad:
-        problems.append(f"Not a grade, ignored: {', '.join(map(repr, bad))}.")
+        problems.append(f"Not a grade, ignored: {', '.join(map(_shown, bad[:5]))}.")
         grades = tuple(g for g in grades if GRADE_RE.match(g))
-    level, area = _one(args.get("level")) or "force", _one(args.get("area"))
-    if level not in crime.LEVELS:
-        problems.append(f"Unknown area level {level!r}: showing all forces.")
-        level, area = "force", None
-    if area is None:
-        level = "force"
+    level, area = _checked_level_area(args, problems)
     measure = _one(args.get("measure")) or "share"
     if measure not in INCIDENT_MEASURES:
-        problems.append(f"Unknown measure {measure!r}: showing share within target.")
+        problems.append(
+            f"Unknown measure {_shown(measure)}: showing share within target."
+        )
         measure = "share"
     margin = _one(args.get("margin"))
     if margin is None:
         margin = INCIDENT_DEFAULT_MARGIN
-    elif margin.isdigit() and int(margin) <= 24 * 60:
+    elif MARGIN_RE.match(margin) and int(margin) <= 24 * 60:
         margin = int(margin)
     else:
         problems.append(
-            f"Margin {margin!r} is not a whole number of minutes (0 to 1440): "
+            f"Margin {_shown(margin)} is not a whole number of minutes (0 to 1440): "
             f"using {INCIDENT_DEFAULT_MARGIN}."
         )
         margin = INCIDENT_DEFAULT_MARGIN
     cell = _one(args.get("cell"))
     if cell is not None and not CELL_RE.match(cell):
         problems.append(
-            f"Hour-of-week cell {cell!r} is not <day 0-6>-<hour 0-23>: ignored."
+            f"Hour-of-week cell {_shown(cell)} is not <day 0-6>-<hour 0-23>: ignored."
         )
         cell = None
     incident = _one(args.get("incident"))
     if incident is not None and ":" not in incident:
-        problems.append(f"Incident {incident!r} is not <source>:<id>: ignored.")
+        problems.append(f"Incident {_shown(incident)} is not <source>:<id>: ignored.")
         incident = None
     selection = IncidentSelection(
         period=period,
@@ -658,6 +960,9 @@ def incident_period(
         hi = dt.date.fromisoformat(end) if end else latest
         if lo > hi:
             lo, hi = hi, lo
+        # Cut to the dates held (resolve_incidents says so): a range of 300 years
+        # asks for nothing more than the data.
+        lo, hi = min(max(lo, first), latest), min(max(hi, first), latest)
     days = (hi - lo).days + 1
     sentence = (
         f"{INCIDENT_PERIODS[preset]}: {lo:%d %b %Y} to {hi:%d %b %Y} "
@@ -685,6 +990,7 @@ class IncidentResolved:
     problems: tuple[str, ...]
     sources: pd.DataFrame
     as_at: dt.datetime  # "now" for the open queue: the period's end, or now if sooner
+    invalid: tuple[str, ...] = ()  # as Resolved.invalid
 
     @property
     def map_level(self) -> str:
@@ -706,7 +1012,9 @@ def resolve_incidents(
     problems = list(problems)
     sources = query(incidents.incident_sources)
     if selection.source is not None and selection.source not in set(sources["source"]):
-        problems.append(f"Unknown source {selection.source!r}: showing every source.")
+        problems.append(
+            f"Unknown source {_shown(selection.source)}: showing every source."
+        )
         selection = selection.replace(source=None)
     held = query(incidents.date_range, selection.source)
     if held is None:
@@ -714,7 +1022,18 @@ def resolve_incidents(
     start, end, sentence = incident_period(
         selection.period, held[0], held[1], selection.start, selection.end
     )
+    if selection.period == "custom":
+        problems += _range_problems(
+            selection.start,
+            selection.end,
+            held[0].isoformat(),
+            held[1].isoformat(),
+            f"{start:%Y-%m-%d} to {end:%Y-%m-%d}",
+            "dates",
+        )
+    before = len(problems)
     selection, path = _checked_area(selection, problems, query)
+    scope_notes = problems[before:] if scope.restricted() else []
     filters = incidents.IncidentFilters(
         start=start,
         end=end,
@@ -725,20 +1044,35 @@ def resolve_incidents(
     )
     if selection.incident_key is not None:
         if query(incidents.incident_detail, *selection.incident_key) is None:
-            problems.append(f"No incident {selection.incident!r}: ignored.")
+            problems.append(f"No incident {_shown(selection.incident)}: ignored.")
             selection = selection.replace(incident=None)
     as_at = min(
         dt.datetime.combine(end + dt.timedelta(days=1), dt.time()),
         components.utcnow().replace(second=0, microsecond=0),
     )
+    invalid = tuple(p for p in problems if p not in scope_notes)
+    for problem in invalid:
+        components.record_refusal(f"invalid filter: {problem}")
     return IncidentResolved(
-        selection, filters, sentence, path, tuple(problems), sources, as_at
+        selection,
+        filters,
+        sentence,
+        path,
+        tuple(problems),
+        sources,
+        as_at,
+        invalid=invalid,
     )
 
 
 def resolve_incident_query_string(search: str | None, query=None) -> IncidentResolved:
-    selection, problems = parse_incident_selection(query_args(search))
-    return resolve_incidents(selection, problems, query)
+    """`resolve_incidents` of a query string, once per request."""
+    search = _text(search)
+    return _once_per_request(
+        ("incidents", search),
+        query,
+        lambda: resolve_incidents(*parse_incident_selection(query_args(search)), query),
+    )
 
 
 def incident_frame(chart: str, resolved: IncidentResolved, query=None) -> pd.DataFrame:
@@ -756,7 +1090,9 @@ def incident_frame(chart: str, resolved: IncidentResolved, query=None) -> pd.Dat
     if chart == "queue":
         return query(incidents.open_queue, f, resolved.as_at)
     if chart == "areas":
-        return query(incidents.by_area, f, resolved.map_level)
+        frame = query(incidents.by_area, f, resolved.map_level)
+        rules = disclosure.INCIDENT_RULES["areas"]
+        return disclosure.suppress(frame, rules, suppression_threshold())
     if chart == "trend":
         return query(incidents.weekly_within_target, f)
     if chart == "hours":
@@ -829,11 +1165,7 @@ def describe_incidents(resolved: IncidentResolved, chart: str, run_id, now):
 
 @blueprint.route("/export/incidents/<chart>.csv")
 def export_incidents_csv(chart: str):
-    role = components.current_role()
-    if not accounts.may_see(role, "/incidents") or not accounts.may_export(role):
-        abort(Response("Forbidden: your role may not export this data", 403))
-    if chart not in INCIDENT_CHARTS:
-        abort(404)
+    export = _export_gate("/incidents", chart, INCIDENT_CHARTS)
     try:
         resolved = resolve_incident_query_string(
             request.query_string.decode("utf-8", "replace")
@@ -845,11 +1177,36 @@ def export_incidents_csv(chart: str):
     now = components.utcnow()
     name = f"bluelamp-incidents-{chart}-{now:%Y%m%dT%H%M%SZ}.csv"
     header = describe_incidents(resolved, chart, run_id, now)
-    return Response(
-        stream_with_context(csv_chunks(frame, header)),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return _csv_response(frame, header, export, name)
+
+
+@blueprint.route("/export/audit.csv")
+def export_audit_csv():
+    """The audit events the admin page lists, for the same filters; itself audited."""
+    export = audit.note_export("audit", page="/audit")
+    role = components.current_role()
+    if not accounts.may_see(role, "/audit"):
+        components.record_refusal(f"role {role} may not see /audit")
+        abort(Response("Forbidden: your role may not see the audit trail", 403))
+    export.reason = _reason_code()
+    filters, problems = audit.parse_filters(request.args)
+    try:
+        frame = audit.current().events(filters)
+    except audit.AuditUnavailable as exc:
+        return Response(str(exc), 503, mimetype="text/plain")
+    if not frame.empty:
+        frame["at"] = frame["at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = components.utcnow()
+    header = [
+        ("Bluelamp audit export", "audit events, newest first"),
+        ("Filters", filters.sentence()),
+        ("Query", filters.query_string() or "(none)"),
+    ]
+    header += [(f"Definition of {c}", d) for c, d in audit.DEFINITIONS.items()]
+    header += [("Extracted at (UTC)", now.strftime("%Y-%m-%dT%H:%M:%SZ"))]
+    header += [("Note", p) for p in problems]
+    name = f"bluelamp-audit-{now:%Y%m%dT%H%M%SZ}.csv"
+    return _csv_response(frame, header, export, name)
 
 
 def incident_boundary(resolved: IncidentResolved) -> tuple[str, boundaries.Layer]:
