@@ -267,9 +267,10 @@ def _callback_problem(body, callback_map) -> tuple[int | None, str]:
         if problem:
             return 400, f"{part}: {problem}"
     changed = body.get("changedPropIds", [])
-    if not isinstance(changed, list) or not set(map(_changed_key, changed)) <= {
-        _prop_key(i["id"], i["property"]) for i in _flat(body.get("inputs") or [])
-    }:
+    if not isinstance(changed, list) or not all(
+        _names_an_input(c, body.get("inputs") or [], callback["inputs"])
+        for c in changed
+    ):
         return 400, "changedPropIds must name the callback's inputs"
     if "callback" not in callback:
         return 400, "this callback runs in the browser"
@@ -363,6 +364,25 @@ def _prop_key(component_id, prop) -> tuple[str, str]:
     if isinstance(component_id, dict):
         component_id = json.dumps(component_id, sort_keys=True)
     return str(component_id), str(prop)
+
+
+def _names_an_input(prop_id, given_inputs, declared_inputs) -> bool:
+    """Whether a changed `id.property` is one of the body's inputs, or matches a
+    declared pattern-matching input: the renderer names the component that fired
+    even when a re-render has since removed it from the wildcard's list."""
+    key = _changed_key(prop_id)
+    if key in {_prop_key(i["id"], i["property"]) for i in _flat(given_inputs)}:
+        return True
+    component_id, prop = key
+    if not component_id.startswith("{"):
+        return False
+    given = json.loads(component_id)
+    return any(
+        declared["property"] == prop
+        and isinstance(pattern := _parsed_id(declared["id"]), dict)
+        and _id_matches(pattern, given)
+        for declared in declared_inputs
+    )
 
 
 def _changed_key(prop_id) -> tuple[str, str]:

@@ -48,6 +48,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
+from werkzeug.exceptions import RequestEntityTooLarge
 
 import settings
 from dashboards import components
@@ -720,7 +721,12 @@ def _event(response, pages_of_callback) -> tuple[dict, Export | None] | None:
     export = g.get("bluelamp_export") or _export_from_path(path)
     body = None
     if path == CALLBACK_PATH and method == "POST":
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except (RequestEntityTooLarge, RecursionError):
+            # Over the size limit, or nested too deep to parse: record the refusal
+            # without the body.
+            body = None
         body = body if isinstance(body, dict) else {}
     if 300 <= status < 400:
         return None  # a redirect (to log in, or a trailing slash) shows nothing

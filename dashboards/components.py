@@ -17,6 +17,7 @@ from dash import dash_table, html
 from flask import current_app, g, has_app_context, has_request_context
 
 import accounts
+from dashboards import disclosure
 from etl import warehouse
 from queries import scope
 
@@ -40,6 +41,8 @@ class Runtime:
     # out" goes: empty for the basic login, which has no sign-out.
     login_method: str = "basic"
     logout_url: str = ""
+    # Which roles have small counts suppressed in maps and exports, below what.
+    disclosure: disclosure.Policy = disclosure.Policy()
 
 
 class NoData(RuntimeError):
@@ -130,6 +133,46 @@ def cached_query(fn, *args, **kwargs):
     if result is None:
         result = query(fn, *args, **kwargs)
         rt.cache.set(key, result)
+    return result
+
+
+def cached_output(build: Callable, *args):
+    """A callback's whole output, `build(*args)`, remembered like `cached_query`.
+
+    Keyed on build's name, its arguments, the latest ETL run id, the user's area
+    scope and role (disclosure control depends on the role), so a repeat of the same
+    request costs a cache read and Dash's JSON encoding. Outputs that depend on the
+    clock must pass it in `args`. The audit refusals the build recorded are kept with
+    the output and recorded again on each hit.
+    """
+    try:
+        run_id = _latest_run_id_for_request()
+    except NoData:
+        return build(*args)
+    signature = repr(
+        (
+            build.__module__,
+            build.__qualname__,
+            run_id,
+            scope.key(),
+            current_role(),
+            args,
+        )
+    )
+    key = "output:" + hashlib.sha256(signature.encode()).hexdigest()
+    rt = runtime()
+    hit = rt.cache.get(key)
+    if hit is not None:
+        result, refusals = hit
+        for reason in refusals:
+            record_refusal(reason)
+        return result
+    before = len(g.get("bluelamp_refusals", ())) if has_request_context() else 0
+    result = build(*args)
+    refusals = (
+        tuple(g.get("bluelamp_refusals", ())[before:]) if has_request_context() else ()
+    )
+    rt.cache.set(key, (result, refusals))
     return result
 
 

@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 import accounts
-from dashboards import components, exports, figures
+from dashboards import components, disclosure, exports, figures
 from geo import choropleth
 from queries import crime
 
@@ -68,7 +68,7 @@ def layout(**query_args):
         tree = _query(crime.crime_type_tree)
         url, layer = exports.layer_for(resolved)
         frame = exports.chart_frame("areas", resolved)
-        figure = choropleth.choropleth_figure(
+        figure = _map_figure(
             url,
             frame,
             resolved.selection.measure,
@@ -88,6 +88,8 @@ def layout(**query_args):
             html.Div(message, id="crime-message"),
             _filters(selection, months, tree),
             html.P(id="crime-period-sentence", className="small text-muted mb-2"),
+            # Shown only in kiosk mode (assets/wall.css), where the filters are not.
+            html.P(id="crime-kiosk-caption", className="bl-kiosk-caption mb-2"),
             html.Div(id="crime-kpis", className="mb-3"),
             dbc.Row(
                 [
@@ -98,7 +100,7 @@ def layout(**query_args):
                             dcc.Dropdown(
                                 id="crime-area-picker",
                                 placeholder="Drill into an area",
-                                className="mb-2",
+                                className="mb-2 bl-crime-picker",
                             ),
                             dcc.Graph(
                                 id="crime-map",
@@ -348,7 +350,9 @@ def update_url(
 
 
 def _clicked(click_data) -> str:
-    return str(click_data["points"][0]["customdata"])
+    # The map's and the bar's points carry their code in customdata; a crafted
+    # click without one (the gate has checked the shape) selects nothing.
+    return str(click_data["points"][0].get("customdata") or "")
 
 
 def _resolved(search):
@@ -375,6 +379,20 @@ def show_kpis(search):
         dbc.Alert(p, color="warning", className="py-2") for p in resolved.problems
     ]
     return message or None, resolved.sentence, _kpi_cards(values, outcomes)
+
+
+@callback(Output("crime-kiosk-caption", "children"), Input("crime-url", "search"))
+def show_kiosk_caption(search):
+    """In words, what the hidden filters chose: a wall screen has no controls."""
+    resolved = _resolved(search)
+    return "" if resolved is None else kiosk_caption(resolved)
+
+
+def kiosk_caption(resolved: exports.Resolved) -> str:
+    area = " › ".join(p["area_name"] for p in resolved.path) or "All forces"
+    types = ", ".join(resolved.selection.types) or "all crime types"
+    measure = MEASURES[resolved.selection.measure].lower()
+    return f"Area: {area}. Crime types: {types}. The map shows: {measure}."
 
 
 @callback(
@@ -410,13 +428,45 @@ def show_map(search):
     url, layer = exports.layer_for(resolved)
     frame = exports.chart_frame("areas", resolved)
     bounds = layer.bounds_of(frame["area_code"])
-    return choropleth.choropleth_patch(
-        url, frame, resolved.selection.measure, bounds, key=_view_key(resolved)
+    measure = resolved.selection.measure
+    coloured, grey = _map_layers(url, frame, measure)
+    patch = choropleth.choropleth_patch(
+        url, coloured, measure, bounds, key=_view_key(resolved)
     )
+    if disclosure.MARKER_COLUMN in frame.columns:
+        # The choropleth's own hover cannot say a last-year count was suppressed.
+        patch["data"][0]["hovertext"] = _map_hover(coloured, measure)
+    patch["data"][1] = grey.to_plotly_json()
+    return patch
 
 
 def _view_key(resolved: exports.Resolved) -> str:
     return f"{resolved.selection.level}:{resolved.selection.area or ''}"
+
+
+def _map_figure(url, frame, measure, bounds, key):
+    """The map: areas coloured by the measure, and above them in neutral grey the
+    areas whose figure disclosure control suppressed for this role."""
+    coloured, grey = _map_layers(url, frame, measure)
+    figure = choropleth.choropleth_figure(url, coloured, measure, bounds, key=key)
+    if disclosure.MARKER_COLUMN in frame.columns:
+        figure.data[0].hovertext = _map_hover(coloured, measure)
+    figure.add_trace(grey)
+    return figure
+
+
+def _map_layers(url, frame, measure):
+    """The rows the colour scale draws, and the grey layer of suppressed areas."""
+    column = choropleth.MEASURE_COLUMNS[measure]
+    label = choropleth.MEASURE_LABELS[measure]
+    grey = figures.suppressed_layer(url, frame, column, label)
+    return frame[~frame["area_code"].astype(str).isin(grey.locations)], grey
+
+
+def _map_hover(frame, measure) -> list[str]:
+    return figures.crime_map_hover(
+        frame, choropleth.MEASURE_LABELS[measure], choropleth.MEASURE_COLUMNS[measure]
+    )
 
 
 @callback(Output("crime-trend", "figure"), Input("crime-url", "search"))

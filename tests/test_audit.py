@@ -776,3 +776,16 @@ def test_postgresql_warehouse_keeps_its_audit_trail_in_postgresql(
         ("/_dash-update-component", "refused"),
     ]
     assert stored[2]["export_rows"] == rows > 0 and stored[2]["reason_code"] == "audit"
+
+
+def test_a_10_mb_payload_gets_413_and_a_refused_record(client, trail):
+    huge = dict(TYPES_FIGURE)
+    huge["inputs"] = [dict(TYPES_FIGURE["inputs"][0], value="x" * 10_000_000)]
+    response = post(client, huge)
+    assert response.status_code == 413
+    assert "Traceback" not in response.get_data(as_text=True)
+    event = only(trail)
+    assert (event.status, event.outcome) == (413, "refused")
+    assert "size limit" in event.reasons
+    # The app keeps serving.
+    assert post(client, TYPES_FIGURE).status_code == 200
