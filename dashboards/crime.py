@@ -324,7 +324,8 @@ def update_url(
         period=period or exports.DEFAULT_PERIOD,
         start=start if custom else None,
         end=end if custom else None,
-        types=tuple(types or ()),
+        # A multi-select sends a list; anything else (a crafted payload) is none.
+        types=tuple(types) if isinstance(types, list) else (),
         measure=measure or "count",
     )
     trigger = ctx.triggered_id

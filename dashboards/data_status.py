@@ -126,7 +126,9 @@ def show_recent_runs(_):
 def show_quarantine(page_current, page_size, source, text):
     # A new filter starts again at its first page.
     page = 0 if ctx.triggered_id != "status-quarantine-table" else page_current or 0
-    filters = {"source": source or None, "text": (text or "").strip() or None}
+    text = text.strip() if isinstance(text, str) else ""
+    source = source if isinstance(source, str) else None
+    filters = {"source": source or None, "text": text or None}
     try:
         total = components.query(status.quarantine_count, **filters)
         rows = components.query(

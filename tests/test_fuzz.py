@@ -182,12 +182,6 @@ def value_for(prop: str):
 # and test_known_bugs_still_fail (strict xfail) fails once one is fixed: then
 # remove its entry.
 KNOWN_BUGS = {
-    "status-quarantine-text.value": (
-        st.none() | hostile_text,
-        {"status-quarantine-text.value": 1.5},
-        "data_status.show_quarantine: (text or '').strip() on a number; take "
-        "text only if isinstance(text, str)",
-    ),
     "overview-args.data": (
         st.none() | st.dictionaries(st.sampled_from(KEYS), hostile_text),
         {"overview-args.data": True},
@@ -199,12 +193,6 @@ KNOWN_BUGS = {
         {"incidents-grades.value": 5},
         "incidents.update_url: tuple(... for g in grades) on a scalar; "
         "use grades only if isinstance(grades, list)",
-    ),
-    "crime-types.value": (
-        st.none() | st.lists(hostile_text, max_size=3),
-        {"crime-types.value": 5},
-        "crime.update_url: tuple(types or ()) on a scalar; "
-        "use types only if isinstance(types, list)",
     ),
     "incidents-map.clickData": (
         st.none()
