@@ -278,7 +278,8 @@ def _export_links(*charts) -> html.Div:
                 id=f"crime-export-{chart}",
                 href=_export_href(chart, ""),
                 className="me-3 small",
-                download="",
+                # No `download` attribute: the route's Content-Disposition makes a
+                # CSV download, and a page asking for a reason code can show.
             )
             for chart in charts
         ],
