@@ -1,6 +1,10 @@
 """Server time of the overview tiles (cold and warm) and its refresh poll; prints only.
 
     python benchmarks/overview.py duckdb:///bluelamp.duckdb [--repeat 10]
+        [--query "iperiod=rolling-12&period=fytd"]
+
+Cold means the app's query cache cleared (a new ETL run does that); the database's
+own caches stay warm. Then the cold time of each query behind the tiles.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import parse_qs
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -29,6 +34,12 @@ TILES = {
     "changedPropIds": ["overview-run.data"],
     "state": [{"id": "overview-args", "property": "data", "value": {}}],
 }
+
+
+def query_args(search: str) -> dict:
+    """`a=1&t=x&t=y` as Dash Pages hands it to a layout: {"a": "1", "t": [...]}."""
+    parsed = parse_qs(search.lstrip("?"))
+    return {k: v[0] if len(v) == 1 else v for k, v in parsed.items()}
 
 
 def percentile(values, q):
@@ -48,10 +59,38 @@ def timed(call, repeat, before=None):
     return statistics.median(times), percentile(times, 0.95)
 
 
+def query_times(call, cache, repeat) -> dict[str, float]:
+    """Mean cold milliseconds per redraw of each warehouse query the tiles run."""
+    from dashboards import components
+
+    real = components.query
+    runs: dict[str, list[float]] = {}
+
+    def timed_query(fn, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return real(fn, *args, **kwargs)
+        finally:
+            name = f"{fn.__module__.removeprefix('queries.')}.{fn.__qualname__}"
+            runs.setdefault(name, []).append((time.perf_counter() - started) * 1000)
+
+    components.query = timed_query
+    try:
+        for _ in range(repeat):
+            cache.clear()
+            call()
+    finally:
+        components.query = real
+    return {name: sum(t) / repeat for name, t in runs.items()}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="warehouse URL, e.g. duckdb:///bluelamp.duckdb")
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument(
+        "--query", default="", help="the overview's query string (default: none)"
+    )
     args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="bluelamp-bench-"))
     import accounts
@@ -72,8 +111,10 @@ def main(argv=None) -> None:
     cache = server.extensions["bluelamp"].cache
     client.get("/overview", headers=headers)  # the first login check and imports
 
+    body = {**TILES, "state": [{**TILES["state"][0], "value": query_args(args.query)}]}
+
     def tiles():
-        return client.post("/_dash-update-component", json=TILES, headers=headers)
+        return client.post("/_dash-update-component", json=body, headers=headers)
 
     def poll():
         return client.get("/api/freshness", headers=headers)
@@ -89,6 +130,11 @@ def main(argv=None) -> None:
     print(f"page layout:                          median {layout[0]:.1f} ms")
     print(f"/api/freshness poll:                  median {polled[0]:.2f} ms, "
           f"p95 {polled[1]:.2f} ms")
+    print("cold time of each query (mean per redraw):")
+    for name, ms in sorted(
+        query_times(tiles, cache, args.repeat).items(), key=lambda item: -item[1]
+    ):
+        print(f"  {name:<40} {ms:6.1f} ms")
 
 
 if __name__ == "__main__":

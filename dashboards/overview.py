@@ -7,12 +7,11 @@ from urllib.parse import urlencode
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 from flask import has_app_context
 
-from dashboards import components, exports
-from queries import crime, incidents, status
+from dashboards import components, exports, figures
+from queries import calls, crime, incidents, scope, status, trends
 
 dash.register_page(
     __name__,
@@ -89,7 +88,9 @@ def _tile(key, title, value, raw, source, **more) -> dict:
         "direction": None,
         "significance": None,
         "z": None,
-        "spark": [],
+        "spark": [],  # the trend, oldest first; None where a point has no data
+        "spark_label": None,  # what the sparkline shows, said on the tile
+        "spark_target": None,  # the target in the sparkline's units, if any
     }
     tile.update(more)
     return tile
@@ -103,8 +104,14 @@ def _share_rag(share, target) -> str | None:
     return "near" if share >= target - NEAR_MARGIN else "breach"
 
 
-def _numbers(series) -> list[float]:
-    return [float(v) for v in pd.to_numeric(series, errors="coerce").dropna()]
+def _series(values) -> list[float | None]:
+    """Plain floats for a sparkline, None for a gap (a week with no data)."""
+    numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+    return [None if pd.isna(v) else float(v) for v in numbers]
+
+
+def _plural(n: int, unit: str) -> str:
+    return f"{n:,} {unit}{'' if n == 1 else 's'}"
 
 
 def crime_tiles(search: str, query=None) -> tuple[list[dict], str]:
@@ -131,7 +138,8 @@ def crime_tiles(search: str, query=None) -> tuple[list[dict], str]:
         significance=values["significance"],
         z=values["z"],
         rising_is_bad=True,
-        spark=_numbers(trend["crimes"]),
+        spark=_series(trend["crimes"]),
+        spark_label=f"Crimes by month, {_plural(len(trend), 'month')}",
     )
     harm = _tile(
         "harm",
@@ -141,7 +149,8 @@ def crime_tiles(search: str, query=None) -> tuple[list[dict], str]:
         CRIME_SOURCE,
         target="No target set",
         direction="Harm-weighted total of the period's crimes",
-        spark=_numbers(trend["harm_days"]),
+        spark=_series(trend["harm_days"]),
+        spark_label=f"Harm by month, {_plural(len(trend), 'month')}",
     )
     caption = resolved.sentence.rstrip(".")
     if resolved.selection.types:
@@ -192,9 +201,12 @@ def incident_tiles(search: str, query=None) -> tuple[list[dict], str]:
     try:
         resolved = exports.resolve_incident_query_string(search, query)
         grades = exports.incident_frame("grades", resolved, query)
-        calls = exports.incident_frame("calls", resolved, query)
+        answering = exports.incident_frame("calls", resolved, query)
         queue = exports.incident_frame("queue", resolved, query)
-        weekly = exports.incident_frame("trend", resolved, query)
+        f = resolved.filters
+        weekly = query(trends.weekly_grade1, f)
+        weekly_calls = query(trends.weekly_calls, f.start, f.end, f.source)
+        open_days = query(trends.open_by_day, f, resolved.as_at)
         gaps = _gaps(resolved, query)
     except components.NoData as exc:
         return [_tile(k, t, NOT_AVAILABLE, None, s) for k, t, s in titles], str(exc)
@@ -206,6 +218,7 @@ def incident_tiles(search: str, query=None) -> tuple[list[dict], str]:
     median = g1.get("median_attend_min")
     target_min = g1.get("target_urban_minutes")
     has_target_min = target_min is not None and not pd.isna(target_min)
+    weeks = _plural(len(weekly), "week")
     tiles = [
         _tile(
             "g1-share",
@@ -221,7 +234,9 @@ def incident_tiles(search: str, query=None) -> tuple[list[dict], str]:
             significance=g1.get("significance") if last is not None else None,
             z=g1.get("z"),
             rising_is_bad=False,
-            spark=_numbers(weekly["share"]) if "share" in weekly else [],
+            spark=[] if attend_gap else _series(weekly["share"]),
+            spark_label=f"Grade 1 share within target by week, {weeks}",
+            spark_target=GRADE1_SHARE_TARGET,
         ),
         _tile(
             "g1-median",
@@ -236,19 +251,26 @@ def incident_tiles(search: str, query=None) -> tuple[list[dict], str]:
             if median is None or pd.isna(median) or not has_target_min
             else ("met" if float(median) <= float(target_min) else "breach"),
             direction=_last_year_minutes(g1.get("median_attend_min_last_year")),
+            spark=[] if attend_gap else _series(weekly["median_attend_min"]),
+            spark_label=f"Grade 1 median minutes by week, {weeks}",
+            spark_target=float(target_min) if has_target_min else None,
         ),
     ]
-    tiles += _call_tiles(calls)
+    tiles += _call_tiles(answering, weekly_calls)
     open_total = int(pd.to_numeric(queue["open_incidents"]).sum()) if len(queue) else 0
+    queue_gap = "queue" in gaps
     tiles.append(
         _tile(
             "queue",
             titles[4][1],
-            NOT_RECORDED if "queue" in gaps else f"{open_total:,}",
-            None if "queue" in gaps else open_total,
+            NOT_RECORDED if queue_gap else f"{open_total:,}",
+            None if queue_gap else open_total,
             INCIDENT_SOURCE,
             target="No target set",
             direction=f"As at {components.format_time(resolved.as_at)}",
+            spark=[] if queue_gap else _series(open_days["open_incidents"]),
+            spark_label="Open at each day's end (midnight UTC), "
+            + _plural(len(open_days), "day"),
         )
     )
     return tiles, resolved.sentence.rstrip(".")
@@ -260,33 +282,60 @@ def _last_year_minutes(value) -> str | None:
     return f"{float(value):.1f} min last year"
 
 
-def _call_tiles(calls: pd.DataFrame) -> list[dict]:
+def _call_tiles(calls_frame: pd.DataFrame, weekly: pd.DataFrame) -> list[dict]:
+    """The 999 and 101 tiles. Calls carry no location, so an account limited to
+    areas is told why they are not shown, rather than "none in this period"."""
+    titles = [("999", "999 answered within 10 s"), ("101", "101 mean wait to answer")]
+    if scope.restricted():
+        return [
+            _tile(
+                key,
+                title,
+                calls.NOT_BY_AREA,
+                None,
+                CALLS_SOURCE,
+                target=f"Target {CALLS_999_TARGET:.0%}"
+                if key == "999"
+                else "No target set",
+            )
+            for key, title in titles
+        ]
+
     def line(name):
-        rows = calls[calls["line"].astype(str) == name]
+        rows = calls_frame[calls_frame["line"].astype(str) == name]
         if rows.empty or not int(rows.iloc[0]["offered"]):
             return None
         return rows.iloc[0].to_dict()
 
+    def weeks(name, column):
+        return _series(weekly.loc[weekly["line"].astype(str) == name, column])
+
     row_999, row_101 = line("999"), line("101")
     share = None if row_999 is None else row_999.get("share_within_10")
     wait = None if row_101 is None else row_101.get("mean_answer_s")
+    count = _plural(int((weekly["line"].astype(str) == "999").sum()), "week")
     return [
         _tile(
             "999",
-            "999 answered within 10 s",
+            titles[0][1],
             "no call data" if row_999 is None else _shown(share, "{:.1%}", gap=True),
             share,
             CALLS_SOURCE,
             target=f"Target {CALLS_999_TARGET:.0%}",
             rag=_share_rag(share, CALLS_999_TARGET),
+            spark=weeks("999", "share_within_10"),
+            spark_label=f"999 share answered in under 10 s by week, {count}",
+            spark_target=CALLS_999_TARGET,
         ),
         _tile(
             "101",
-            "101 mean wait to answer",
+            titles[1][1],
             "no call data" if row_101 is None else _shown(wait, "{:.0f} s", gap=True),
             wait,
             CALLS_SOURCE,
             target="No target set",
+            spark=weeks("101", "mean_answer_s"),
+            spark_label=f"101 mean wait in seconds by week, {count}",
         ),
     ]
 
@@ -301,28 +350,6 @@ def ordered(tiles: list[dict], exceptions_first: bool) -> list[dict]:
 
 # ---------------------------------------------------------------------------
 # Drawing
-
-
-def sparkline(values: list[float]) -> go.Figure:
-    """A tiny line, no axes: the shape of the trend, not its reading."""
-    figure = go.Figure(
-        go.Scatter(
-            y=values,
-            mode="lines",
-            line={"width": 2, "color": "#56B4E9"},
-            hoverinfo="skip",
-        )
-    )
-    figure.update_layout(
-        margin={"l": 0, "r": 0, "t": 0, "b": 0},
-        height=40,
-        xaxis={"visible": False},
-        yaxis={"visible": False},
-        showlegend=False,
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-    )
-    return figure
 
 
 def _direction(tile: dict):
@@ -342,18 +369,33 @@ def _direction(tile: dict):
     return html.Div(parts, className="bl-tile-direction")
 
 
-def tile_card(tile: dict, as_at: dict[str, str]) -> dbc.Card:
-    rag = tile["rag"]
-    spark = (
+def _spark(tile: dict) -> list:
+    """The tile's sparkline and a line saying what it shows, or why there is none
+    (nothing, when the tile's value already says why it has no figures)."""
+    label = tile["spark_label"]
+    if figures.spark_points(tile["spark"]) < 2:
+        if label is None or tile["raw"] is None:
+            return []
+        reason = "No trend: fewer than two periods with data"
+        return [html.Div(reason, className="bl-tile-spark-none small")]
+    return [
         dcc.Graph(
-            figure=sparkline(tile["spark"]),
+            id=f"overview-spark-{tile['key']}",
+            figure=figures.sparkline(tile["spark"], tile["spark_target"]),
             config={"staticPlot": True, "displayModeBar": False},
             className="bl-tile-spark",
             style={"height": "40px"},
-        )
-        if len(tile["spark"]) > 1
-        else html.Div("No trend series", className="bl-tile-spark-none small")
-    )
+        ),
+        html.Div(
+            label
+            + ("; dotted line: target" if tile["spark_target"] is not None else ""),
+            className="bl-tile-spark-label small",
+        ),
+    ]
+
+
+def tile_card(tile: dict, as_at: dict[str, str]) -> dbc.Card:
+    rag = tile["rag"]
     return dbc.Card(
         dbc.CardBody(
             [
@@ -361,7 +403,9 @@ def tile_card(tile: dict, as_at: dict[str, str]) -> dbc.Card:
                 html.Div(
                     tile["value"],
                     id=f"overview-tile-{tile['key']}",
-                    className="bl-tile-value",
+                    # A sentence in place of a number is set smaller than one.
+                    className="bl-tile-value"
+                    + (" bl-tile-value-note" if tile["raw"] is None else ""),
                     **{
                         "data-value": "" if tile["raw"] is None else str(tile["raw"]),
                         "data-rag": rag or "none",
@@ -379,7 +423,7 @@ def tile_card(tile: dict, as_at: dict[str, str]) -> dbc.Card:
                     className="bl-tile-target",
                 ),
                 _direction(tile),
-                spark,
+                *_spark(tile),
                 html.Div(
                     "Data as at " + as_at.get(tile["source"], "never"),
                     className="bl-tile-as-at small",
@@ -496,7 +540,7 @@ def _controls(query_args: dict) -> html.Div:
 )
 def show_tiles(_run_id, args):
     """Redrawn on first load and whenever the poll sees a new ETL run id."""
-    args = args or {}
+    args = args if isinstance(args, dict) else {}  # a crafted Store: no filters
     crime_part, crime_caption = crime_tiles(crime_search(args))
     incident_part, incident_caption = incident_tiles(incident_search(args))
     as_at, sources = source_times()
@@ -529,28 +573,35 @@ clientside_callback(
         const nu = window.dash_clientside.no_update;
         const hidden = {display: 'none'};
         const shown = {};
-        let body;
+        let body, now;
         try {
             const response = await fetch('/api/freshness', {cache: 'no-store'});
             if (!response.ok) { throw new Error('HTTP ' + response.status); }
             body = await response.json();
+            // Ages by the server's clock: a screen's own clock may be wrong.
+            now = Date.parse(response.headers.get('Date') || '');
         } catch (e) {
             const at = new Date().toLocaleTimeString('en-GB');
             return [nu, 'Server unreachable (' + at + '): showing the last data '
                 + 'received; retrying.', shown];
         }
+        if (isNaN(now)) { now = Date.now(); }
         const stale = [];
-        const now = Date.now();
         for (const [name, s] of Object.entries(sources || {})) {
             if (!s.interval_minutes) { continue; }
             const last = s.last_success_at ? Date.parse(s.last_success_at) : NaN;
-            if (isNaN(last) || now - last > 2 * s.interval_minutes * 60000) {
-                stale.push(name);
+            if (isNaN(last)) {
+                stale.push(name + ' (never loaded)');
+            } else if (now - last > 2 * s.interval_minutes * 60000) {
+                const when = new Date(last).toLocaleString('en-GB', {day: 'numeric',
+                    month: 'short', hour: '2-digit', minute: '2-digit'});
+                stale.push(name + ' (last loaded ' + when + ', expected every '
+                    + s.interval_minutes + ' min)');
             }
         }
         const changed = body.run_id !== runId ? body.run_id : nu;
         if (stale.length) {
-            return [changed, 'Stale data: ' + stale.join(', ') + ' not refreshed '
+            return [changed, 'Stale data: ' + stale.join('; ') + ': not refreshed '
                 + 'in over twice the expected interval.', shown];
         }
         return [changed, '', hidden];

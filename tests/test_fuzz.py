@@ -182,12 +182,6 @@ def value_for(prop: str):
 # and test_known_bugs_still_fail (strict xfail) fails once one is fixed: then
 # remove its entry.
 KNOWN_BUGS = {
-    "overview-args.data": (
-        st.none() | st.dictionaries(st.sampled_from(KEYS), hostile_text),
-        {"overview-args.data": True},
-        "overview.show_tiles: args.get on a Store holding a non-dict; "
-        "args = args if isinstance(args, dict) else {}",
-    ),
     "incidents-grades.value": (
         st.none() | st.lists(hostile_text, max_size=3),
         {"incidents-grades.value": 5},

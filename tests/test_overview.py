@@ -1,19 +1,23 @@
-"""The overview's real callback on real data: its tiles equal the crime and incidents
-pages' KPI figures for the same filters; the display role; the kiosk layout."""
+"""The overview's real callback on real data: its tiles and their sparklines equal the
+crime and incidents pages' figures for the same filters; call tiles for an account
+limited to areas; the display role; the kiosk layout."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import test_app_auth as app_tests
 import test_crime_page as crime_tests
+from plotly.utils import PlotlyJSONEncoder
 from test_app_auth import callback_body, login, route_to
 
 from etl import pipeline, warehouse
-from queries import crime
+from queries import calls, crime, scope, trends
 
 # Fixtures shared by the app tests: Dash Pages allows one app per process.
 app_home, dash_app, client = app_tests.app_home, app_tests.dash_app, app_tests.client
@@ -121,6 +125,49 @@ def values(children, prefix: str) -> dict[str, str]:
     return found
 
 
+def figures_of(children, prefix: str) -> dict[str, dict]:
+    """id suffix -> figure of every graph whose id starts with `prefix`."""
+    found = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            props = node.get("props", {})
+            if str(props.get("id", "")).startswith(prefix) and "figure" in props:
+                found[props["id"].removeprefix(prefix)] = props["figure"]
+            for value in props.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(children)
+    return found
+
+
+def numbers(values) -> list[float]:
+    """A trace's values as floats (NaN for gaps), whether sent as a list or as
+    plotly's base64 typed array."""
+    if isinstance(values, dict) and "bdata" in values:
+        raw = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+        return raw.astype("float64").tolist()
+    return [np.nan if v is None else float(v) for v in values]
+
+
+def trace(figure: dict, name: str) -> dict:
+    return next(t for t in figure["data"] if t.get("name") == name)
+
+
+def direct(url: str):
+    """The pages' `query(fn, *args)` on a plain connection, outside any request."""
+    reader = warehouse.Reader(url)
+
+    def query(fn, *args):
+        with reader.connect() as conn:
+            return fn(conn, *args)
+
+    return query
+
+
 def tile_texts(children) -> dict[str, str]:
     found = {}
 
@@ -172,6 +219,34 @@ def test_tiles_equal_the_crime_and_incidents_pages_kpis(
     incident_kpis = values(incident_out["incidents-kpis"]["children"], "incidents-kpi-")
     for key in ["g1-share", "g1-median", "999", "101", "queue"]:
         assert tiles[key] == incident_kpis[key], key
+
+    # The sparklines are the pages' trend charts: crimes by month, and the weekly
+    # Grade 1 share within target (the incidents page charts Grade 1 by default).
+    sparks = figures_of(out["overview-tiles"]["children"], "overview-spark-")
+    crime_trend = call(
+        overview_client,
+        callback_body(
+            [("crime-trend", "figure")],
+            [("crime-url", "search", overview.crime_search(args))],
+        ),
+    )["crime-trend"]["figure"]
+    np.testing.assert_array_equal(
+        numbers(sparks["crimes"]["data"][0]["y"]),
+        numbers(trace(crime_trend, "Crimes")["y"]),
+    )
+    incident_trend = call(
+        overview_client,
+        callback_body(
+            [("incidents-trend", "figure")],
+            [("incidents-view", "data", overview.incident_search(args))],
+        ),
+    )["incidents-trend"]["figure"]
+    page_share = numbers(trace(incident_trend, "% within target")["y"])
+    if "g1-share" in sparks:
+        spark = [v * 100 for v in numbers(sparks["g1-share"]["data"][0]["y"])]
+        np.testing.assert_allclose(spark, page_share, atol=0.005)
+    else:  # no Grade 1 incidents in the area: neither draws a trend
+        assert np.count_nonzero(~np.isnan(page_share)) < 2
 
 
 def test_crime_tile_equals_the_query_for_rolling_12_months(
@@ -251,3 +326,53 @@ def test_wall_playlist_keeps_each_pages_query_string(overview_app):
     assert items[0]["src"] == "/overview?kiosk=1&exceptions=1&embed=1"
     assert items[1]["src"] == f"/crime?level=lad&area={LEICESTER}&embed=1"
     assert problems == ["No page called 'nowhere': left out of the playlist."]
+
+
+def test_call_and_queue_sparklines_are_the_tiles_measures_by_week_and_day(
+    overview_client, overview_warehouse_url
+):
+    from dashboards import exports, overview
+
+    args = {"iperiod": "rolling-12"}
+    out = call(overview_client, tiles_body(args))
+    tiles = values(out["overview-tiles"]["children"], "overview-tile-")
+    sparks = figures_of(out["overview-tiles"]["children"], "overview-spark-")
+    query = direct(overview_warehouse_url)
+    resolved = exports.resolve_incident_query_string(
+        overview.incident_search(args), query
+    )
+    f = resolved.filters
+    weekly = query(trends.weekly_calls, f.start, f.end, f.source)
+    weeks_999 = weekly[weekly["line"] == "999"]
+    np.testing.assert_array_equal(
+        numbers(sparks["999"]["data"][0]["y"]), numbers(weeks_999["share_within_10"])
+    )
+    # The weeks add up to the tile (which equals the incidents page's 999 card).
+    assert weeks_999["within_10"].sum() / weeks_999["answered"].sum() == (
+        pytest.approx(float(tiles["999"]))
+    )
+    assert weeks_999["offered"].gt(0).sum() >= 2  # a real line, not one point
+    days = query(trends.open_by_day, f, resolved.as_at)
+    np.testing.assert_array_equal(
+        numbers(sparks["queue"]["data"][0]["y"]), numbers(days["open_incidents"])
+    )
+    assert len(days) == (f.end - f.start).days + 1
+
+
+def test_call_tiles_tell_an_account_limited_to_areas_why_they_are_empty(
+    overview_app, overview_warehouse_url
+):
+    from dashboards import overview
+
+    query = direct(overview_warehouse_url)
+    search = overview.incident_search({})
+    everyone = {t["key"]: t for t in overview.incident_tiles(search, query)[0]}
+    with scope.restricted_to({LEICESTER}):
+        limited = {t["key"]: t for t in overview.incident_tiles(search, query)[0]}
+    for key in ("999", "101"):
+        assert limited[key]["value"] == calls.NOT_BY_AREA, key
+        assert limited[key]["raw"] is None and limited[key]["spark"] == []
+        assert everyone[key]["value"] != calls.NOT_BY_AREA, key
+    assert everyone["999"]["raw"] is not None
+    card = json.dumps(overview.tile_card(limited["999"], {}), cls=PlotlyJSONEncoder)
+    assert calls.NOT_BY_AREA in card and "none in this period" not in card
