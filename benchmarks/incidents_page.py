@@ -3,7 +3,11 @@
     python benchmarks/incidents_page.py duckdb:///bluelamp.duckdb [--repeat 20]
 
 Also times the drill from a heat-map cell to its incident list (the URL writer,
-then the list) and from a listed incident to its timeline.
+then the list) and from a listed incident to its timeline. "Uncached" clears the
+app's cache before the request (the warehouse's own pre-aggregates are data, not
+cache); one unmeasured round first opens the warehouse, as a running server has.
+The load average is printed before and after: on a shared machine it says how far
+other work slowed the figures.
 """
 
 from __future__ import annotations
@@ -160,6 +164,9 @@ def main(argv=None) -> None:
         assert response.status_code == 200, response.get_data(as_text=True)[:500]
         return elapsed, response.get_json()["response"]
 
+    for outputs, input_id, prop in CALLBACKS.values():  # warm: open the warehouse
+        post(body(outputs, SEARCHES[0], input_id, prop))
+    print(f"load average before: {_load()}")
     print(f"{'callback':16} {'uncached ms (median/p95)':>26} {'cached ms':>24}")
     for name, (outputs, input_id, prop) in CALLBACKS.items():
         uncached, cached = [], []
@@ -191,6 +198,11 @@ def main(argv=None) -> None:
     line("cell -> list", drill_u, drill_c)
     if time_u:
         line("list -> timeline", time_u, time_c)
+    print(f"load average after: {_load()}")
+
+
+def _load() -> str:
+    return " ".join(f"{n:.2f}" for n in os.getloadavg())
 
 
 if __name__ == "__main__":

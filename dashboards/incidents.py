@@ -3,6 +3,9 @@ to one incident's timeline, all held in the URL."""
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
@@ -11,7 +14,8 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 import accounts
 from dashboards import components, exports, figures
 from geo import choropleth
-from queries import crime, incidents
+from queries import crime, incidents, scope
+from queries.calls import NOT_BY_AREA
 
 dash.register_page(
     __name__,
@@ -490,13 +494,40 @@ def _crumb_target(selection, index: str):
     Input("incidents-url", "search"),
 )
 def show_kpis(search):
+    # The open queue is as at now (or the period's end): the minute is in the key.
+    return components.cached_output(_kpis, search, _this_minute())
+
+
+def _this_minute():
+    return components.utcnow().replace(second=0, microsecond=0)
+
+
+def _figure(figure) -> dict:
+    """A figure as the plain dict Dash would send: cached, it is served as is."""
+    return figure.to_plotly_json() if hasattr(figure, "to_plotly_json") else figure
+
+
+# A callback's independent queries run at once, each on its own connection: the
+# warehouse works on them in parallel (DuckDB and psycopg release the GIL).
+_BACKGROUND = ThreadPoolExecutor(max_workers=4, thread_name_prefix="incidents")
+
+
+def _started(fn, *args):
+    """fn(*args) begun on another thread in a copy of this request's context (the
+    app, the request, the user's area scope); `.result()` waits for it."""
+    return _BACKGROUND.submit(contextvars.copy_context().run, fn, *args)
+
+
+def _kpis(search, _minute):
     try:
         resolved = exports.resolve_incident_query_string(search)
+        # Call answering reads another table: it runs while the incidents are read.
+        calls_read = _started(exports.incident_frame, "calls", resolved)
         grades = exports.incident_frame("grades", resolved)
-        calls = exports.incident_frame("calls", resolved)
         regrade = exports.incident_frame("regrade", resolved).iloc[0].to_dict()
         queue = exports.incident_frame("queue", resolved)
         missing = _missing_steps(resolved)
+        calls = calls_read.result()
     except components.NoData as exc:
         return components.no_data_alert(exc), "", None, None, None
     message = [
@@ -519,6 +550,10 @@ def show_kpis(search):
     Input("incidents-url", "search"),
 )
 def show_area(search):
+    return components.cached_output(_area, search)
+
+
+def _area(search):
     resolved = _resolved(search)
     if resolved is None:
         return None, [], "No data"
@@ -538,6 +573,10 @@ def show_area(search):
 
 @callback(Output("incidents-map", "figure"), Input("incidents-view", "data"))
 def show_map(search):
+    return components.cached_output(_map, search)
+
+
+def _map(search):
     resolved = _resolved(search)
     if resolved is None:
         return no_update
@@ -577,18 +616,26 @@ def _view_key(resolved) -> str:
 
 @callback(Output("incidents-trend", "figure"), Input("incidents-view", "data"))
 def show_trend(search):
+    return components.cached_output(_trend, search)
+
+
+def _trend(search):
     resolved = _resolved(search)
     if resolved is None:
-        return figures.empty_figure(components.NO_DATA_MESSAGE)
-    return figures.incidents_trend(exports.incident_frame("trend", resolved))
+        return _figure(figures.empty_figure(components.NO_DATA_MESSAGE))
+    return _figure(figures.incidents_trend(exports.incident_frame("trend", resolved)))
 
 
 @callback(Output("incidents-heatmap", "figure"), Input("incidents-view", "data"))
 def show_heatmap(search):
+    return components.cached_output(_heatmap, search)
+
+
+def _heatmap(search):
     resolved = _resolved(search)
     if resolved is None:
-        return figures.empty_figure(components.NO_DATA_MESSAGE)
-    return figures.incidents_heatmap(exports.incident_frame("hours", resolved))
+        return _figure(figures.empty_figure(components.NO_DATA_MESSAGE))
+    return _figure(figures.incidents_heatmap(exports.incident_frame("hours", resolved)))
 
 
 @callback(
@@ -597,6 +644,10 @@ def show_heatmap(search):
     Input("incidents-url", "search"),
 )
 def show_cell(search):
+    return components.cached_output(_cell, search)
+
+
+def _cell(search):
     resolved = _resolved(search)
     if resolved is None or resolved.selection.dow_hour is None:
         return "Incidents in the cell: choose a cell in the heat map", []
@@ -621,11 +672,15 @@ def show_cell(search):
     Input("incidents-url", "search"),
 )
 def show_timeline(search):
+    return components.cached_output(_timeline, search)
+
+
+def _timeline(search):
     resolved = _resolved(search)
     if resolved is None or resolved.selection.incident_key is None:
         return (
             html.P("Choose an incident in the list.", className="small text-muted"),
-            figures.empty_figure("No incident chosen"),
+            _figure(figures.empty_figure("No incident chosen")),
             [],
         )
     detail = _query(incidents.incident_detail, *resolved.selection.incident_key)
@@ -633,8 +688,10 @@ def show_timeline(search):
     missing = set(_query(incidents.not_recorded, detail["source"]))
     return (
         _timeline_summary(detail, missing),
-        figures.incidents_timeline(
-            frame.dropna(subset=["at_local"]), detail.get("target_min")
+        _figure(
+            figures.incidents_timeline(
+                frame.dropna(subset=["at_local"]), detail.get("target_min")
+            )
         ),
         _records(frame, TIMELINE_COLUMNS),
     )
@@ -647,6 +704,11 @@ def show_timeline(search):
     Input("incidents-url", "search"),
 )
 def show_exceptions(search):
+    # The open list is as at now (or the period's end): the minute is in the key.
+    return components.cached_output(_exceptions, search, _this_minute())
+
+
+def _exceptions(search, _minute):
     resolved = _resolved(search)
     if resolved is None:
         return [], [], ""
@@ -876,6 +938,10 @@ def _kpi_cards(grades, calls, regrade, queue, gaps, resolved) -> dbc.Row:
 
 def _calls_999_card(row) -> dbc.Card:
     definition = exports.INCIDENT_DEFINITIONS["share_within_10"] + "."
+    if scope.restricted():  # calls carry no location: say so, not "no call data"
+        return _card(
+            "999", "999 answered within 10 s", NOT_BY_AREA, None, [], definition, True
+        )
     if row is None:
         return _card(
             "999",
@@ -921,6 +987,10 @@ def _calls_101_card(row) -> dbc.Card:
         + exports.INCIDENT_DEFINITIONS["abandoned_share"]
         + "."
     )
+    if scope.restricted():  # calls carry no location: say so, not "no call data"
+        return _card(
+            "101", "101 mean wait to answer", NOT_BY_AREA, None, [], definition, True
+        )
     if row is None:
         return _card(
             "101",
@@ -944,7 +1014,8 @@ def _calls_101_card(row) -> dbc.Card:
     )
 
 
-def _card(name, title, shown, raw, detail, definition) -> dbc.Card:
+def _card(name, title, shown, raw, detail, definition, sentence=False) -> dbc.Card:
+    """A KPI card; `sentence`: the value is a sentence, shown in body-size text."""
     return dbc.Card(
         dbc.CardBody(
             [
@@ -952,7 +1023,7 @@ def _card(name, title, shown, raw, detail, definition) -> dbc.Card:
                 html.Div(
                     shown,
                     id=f"incidents-kpi-{name}",
-                    className="fs-4 fw-bold",
+                    className="fw-semibold" if sentence else "fs-4 fw-bold",
                     **{"data-value": _raw(raw)},
                 ),
                 html.Div(detail, className="small"),

@@ -233,6 +233,95 @@ agg_incident_source = Table(
     Column("lifecycle_recorded", String, nullable=False),
 )
 
+# Pre-aggregates of fct_incident for the incidents page, rebuilt by the cad load in
+# its own transaction (etl/sources/cad.py). Each incident is scored as the page
+# scores it (its final grade's target on its local date, urban or rural by its
+# LSOA), so they hold exact counts. Percentiles do not add up: those of the page's
+# preset periods are stored whole (agg_incident_percentile), others are read from
+# fct_incident. agg_incident_state records what they were built from; queries use
+# them only while that still matches (queries/incidents.py).
+_INCIDENT_COUNTS = (
+    "incidents",  # every incident
+    "attended",  # with an arrival time
+    "with_target",  # time to attend known and the grade had a target
+    "within_target",  # attend_seconds <= target minutes * 60
+)
+# Volumes by local date and hour: the grades table, hour of week, weekly trend,
+# re-grades, the force on the map.
+agg_incident_hour = Table(
+    "agg_incident_hour",
+    metadata,
+    Column("source", String, nullable=False),
+    Column("force_name", String),
+    Column("lifecycle_recorded", String, nullable=False),
+    Column("local_date", Date, nullable=False),
+    Column("local_dow", Integer, nullable=False),
+    Column("local_hour", Integer, nullable=False),
+    Column("final_grade", String),
+    *(Column(name, BigInteger, nullable=False) for name in _INCIDENT_COUNTS),
+    # Re-grades, of incidents with both an opening and a final grade.
+    Column("with_both_grades", BigInteger, nullable=False),
+    Column("regraded", BigInteger, nullable=False),
+    Column("upgraded", BigInteger, nullable=False),
+    Column("downgraded", BigInteger, nullable=False),
+)
+# Volumes by local date and ward (incidents placed in an LSOA of dim_geography).
+agg_incident_ward = Table(
+    "agg_incident_ward",
+    metadata,
+    Column("source", String, nullable=False),
+    Column("force_name", String),
+    Column("local_date", Date, nullable=False),
+    Column("final_grade", String),
+    Column("lad_code", String),
+    Column("ward_code", String),
+    *(Column(name, BigInteger, nullable=False) for name in _INCIDENT_COUNTS),
+)
+# Medians and 90th percentiles per final grade for the page's preset periods (those
+# ending at the latest date held, and the same dates a year earlier), for every
+# source together (source NULL) and each alone: percentiles do not add up, so these
+# are computed whole, from fct_incident, for the periods the page opens on.
+agg_incident_percentile = Table(
+    "agg_incident_percentile",
+    metadata,
+    Column("source", String),  # NULL: every source
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date, nullable=False),
+    Column("final_grade", String),
+    Column("median_attend_min", Double),
+    Column("p90_attend_min", Double),
+    Column("median_answer_s", Double),
+    Column("median_dispatch_s", Double),
+    Column("median_travel_s", Double),
+)
+# One row: the fct_incident row count and fingerprints of the targets and the
+# geography the aggregates above were built from (AGGREGATE_INPUTS_SQL).
+agg_incident_state = Table(
+    "agg_incident_state",
+    metadata,
+    Column("fact_rows", BigInteger, nullable=False),
+    Column("grades_hash", String, nullable=False),
+    Column("geography_hash", String, nullable=False),
+    Column("run_id", BigInteger, nullable=False),
+)
+# What the incident aggregates depend on, the same SQL at build and at read time.
+AGGREGATE_INPUTS_SQL = """
+    SELECT
+        (SELECT count(*) FROM fct_incident) AS fact_rows,
+        (SELECT md5(coalesce(string_agg(
+            concat_ws('|', grade, coalesce(CAST(target_urban_minutes AS VARCHAR), '~'),
+                      coalesce(CAST(target_rural_minutes AS VARCHAR), '~'),
+                      CAST(valid_from AS VARCHAR),
+                      coalesce(CAST(valid_to AS VARCHAR), '~')),
+            ';' ORDER BY grade_key), ''))
+         FROM dim_incident_grade) AS grades_hash,
+        (SELECT md5(coalesce(string_agg(
+            concat_ws('|', lsoa_code, coalesce(ward_code, '~'),
+                      coalesce(lad_code, '~'), coalesce(urban_rural, '~')),
+            ';' ORDER BY lsoa_code), ''))
+         FROM dim_geography) AS geography_hash
+"""
+
 fct_call = Table(
     "fct_call",
     metadata,

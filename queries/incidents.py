@@ -13,19 +13,33 @@ is counted in volumes and medians but never in within-target shares.
 
 A step a source does not record is NULL, never 0: an incident without an arrival
 time is not "attended", and its medians are NaN, not 0 minutes.
+
+Speed: over years of incidents the counts come from pre-aggregates the cad load
+rebuilds (etl/schema.py: agg_incident_hour and agg_incident_ward), which score each
+incident exactly as below, whenever `aggregates_current` says they still match
+fct_incident, the targets and the geography, and the user is not limited to areas
+(they hold no LSOAs to restrict). Percentiles do not add up: the grade table's for
+the page's preset periods are stored whole by the same load
+(agg_incident_percentile); any other is read from fct_incident alone, without the
+joins scoring needs. Every figure equals the one counted from fct_incident (tests/
+test_incident_aggregates.py); otherwise each query counts fct_incident itself.
+Newest-first lists read the period's latest days first (`_newest_first`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, inspect
 
-from queries import areas, calls, scope, stats
+from etl.schema import AGGREGATE_INPUTS_SQL
+from queries import areas, scope, stats
 from queries.frames import read_frame
 
 LEVELS = areas.LEVELS
@@ -171,13 +185,19 @@ _GEOGRAPHY_COLUMN = areas.GEOGRAPHY_COLUMN
 _FORCE_NAME = areas.FORCE_NAME
 _MEASURED = "s.attend_seconds IS NOT NULL AND s.target_min IS NOT NULL"
 _WITHIN = "s.attend_seconds <= s.target_min * 60"
-# Only a source that records arrival or closure can say an incident is still open.
-_OPEN = (
-    "s.arrived_at IS NULL AND s.closed_at IS NULL "
-    "AND (s.lifecycle_recorded LIKE '%arrived%' "
-    "OR s.lifecycle_recorded LIKE '%closed%') "
-    "AND s.reference_at <= :now"
-)
+
+
+def _open(alias: str) -> str:
+    """Open at :now. Only a source that records arrival or closure can say so."""
+    return (
+        f"{alias}.arrived_at IS NULL AND {alias}.closed_at IS NULL "
+        f"AND ({alias}.lifecycle_recorded LIKE '%arrived%' "
+        f"OR {alias}.lifecycle_recorded LIKE '%closed%') "
+        f"AND {alias}.reference_at <= :now"
+    )
+
+
+_OPEN = _open("s")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -337,7 +357,11 @@ _SOURCE_SUMMARY = "agg_incident_source"
 
 def _summary_is_current(conn: Connection) -> bool:
     """Whether agg_incident_source exists and counts exactly fct_incident's rows."""
-    if not inspect(conn).has_table(_SOURCE_SUMMARY):
+    return _per_snapshot(conn, "summary", _count_summary)
+
+
+def _count_summary(conn: Connection) -> bool:
+    if not _has_table(conn, _SOURCE_SUMMARY):
         return False
     sql = f"""
         SELECT (SELECT count(*) FROM fct_incident) AS facts,
@@ -349,7 +373,8 @@ def _summary_is_current(conn: Connection) -> bool:
 
 def not_recorded(conn: Connection, source: str) -> list[str]:
     """The STEPS `source` records for none of its incidents, in lifecycle order."""
-    sql = "SELECT DISTINCT lifecycle_recorded FROM fct_incident WHERE source = :source"
+    table = _HOUR if aggregates_current(conn) else "fct_incident"
+    sql = f"SELECT DISTINCT lifecycle_recorded FROM {table} WHERE source = :source"
     frame = _run(conn, sql, {"source": source})
     recorded = {
         step
@@ -389,10 +414,68 @@ def attendance_by_grade(conn: Connection, f: IncidentFilters) -> pd.DataFrame:
     nothing to compare with, so z is NaN and significance "no comparison" (not a
     rise from zero).
     """
+    if _fast(conn, f, levels=("force", "lad", "ward")):
+        frame = _attendance_fast(conn, f)
+    else:
+        frame = _run(conn, _attendance_sql(f), _params(f))
+    # Built as arrays in one go: pandas costs more per column than the query does.
+    grades = _column(frame, "final_grade", "str")
+    order = _grade_order(grades)
+    label = _column(frame, "label", "str").fillna(_column(frame, "label_then", "str"))
+    label = label.where(grades.notna(), NOT_GRADED)
+    columns = {
+        "final_grade": grades.iloc[order].reset_index(drop=True),
+        "label": label.iloc[order].reset_index(drop=True),
+    }
+    for name in ATTENDANCE_COLUMNS:
+        if name in columns or name in ("z", "significance") or "share_" in name:
+            continue
+        if name in ("incidents", "attended", "with_target", "within_target") or (
+            name.endswith("_last_year") and not name.startswith("median")
+        ):
+            columns[name] = _ints(frame, name)[order]
+        else:
+            columns[name] = _floats(frame, name)[order]
+    for suffix in ("", "_last_year"):
+        columns[f"share_within_target{suffix}"] = _ratio(
+            columns[f"within_target{suffix}"], columns[f"with_target{suffix}"]
+        )
+    z = stats.poisson_z(
+        pd.Series(columns["within_target"]),
+        pd.Series(columns["within_target_last_year"]),
+    )
+    columns["z"] = z.to_numpy()
+    columns["significance"] = stats.significance(z)
+    if not _held_since(conn, f.source, f.previous_year().end):
+        columns["z"] = np.full(len(order), np.nan)
+        columns["significance"] = pd.Series([NO_COMPARISON] * len(order), dtype="str")
+    return pd.DataFrame(columns)[ATTENDANCE_COLUMNS]
+
+
+def _floats(frame: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[name]).to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _ints(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """Counts (NULL: 0) as int64; counts are exact in doubles below 2**53."""
+    return np.nan_to_num(_floats(frame, name), nan=0.0).astype("int64")
+
+
+def _ratio(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """part / whole, NaN where whole is 0: _share on arrays."""
+    out = np.full(len(whole), np.nan)
+    np.divide(part, whole, out=out, where=whole > 0, casting="unsafe")
+    return out
+
+
+def _attendance_sql(f: IncidentFilters) -> str:
+    """attendance_by_grade counted from fct_incident (the definition)."""
     # Two scans, one per year, so each percentile sorts only its own period's rows.
-    scope = _scope(f)
-    previous = f"i.local_date BETWEEN :previous_start AND :previous_end AND {scope}"
-    sql = f"""
+    where = _scope(f)
+    previous = f"i.local_date BETWEEN :previous_start AND :previous_end AND {where}"
+    return f"""
         WITH {_in_period(f)},
         {_scored(previous, "scored_last_year")},
         current_year AS (
@@ -426,32 +509,6 @@ def attendance_by_grade(conn: Connection, f: IncidentFilters) -> pd.DataFrame:
            AND e.valid_from <= :end
            AND (e.valid_to IS NULL OR :end < e.valid_to)
     """
-    frame = _run(conn, sql, _params(f))
-    out = pd.DataFrame({"final_grade": _column(frame, "final_grade", "str")})
-    label = _column(frame, "label", "str").fillna(_column(frame, "label_then", "str"))
-    out["label"] = label.where(out["final_grade"].notna(), NOT_GRADED)
-    for name in ATTENDANCE_COLUMNS:
-        if name in ("final_grade", "label", "z", "significance"):
-            continue
-        if name.startswith("share_"):
-            continue
-        if name in ("incidents", "attended", "with_target", "within_target") or (
-            name.endswith("_last_year") and not name.startswith("median")
-        ):
-            out[name] = _counts(frame, name)
-        else:
-            out[name] = _column(frame, name, "float64")
-    out["share_within_target"] = _share(out["within_target"], out["with_target"])
-    out["share_within_target_last_year"] = _share(
-        out["within_target_last_year"], out["with_target_last_year"]
-    )
-    out["z"] = stats.poisson_z(out["within_target"], out["within_target_last_year"])
-    out["significance"] = stats.significance(out["z"])
-    if not _held_since(conn, f.source, f.previous_year().end):
-        out["z"] = np.nan
-        out["significance"] = pd.Series(NO_COMPARISON, index=out.index, dtype="str")
-    out = out.iloc[_grade_order(out["final_grade"])].reset_index(drop=True)
-    return out[ATTENDANCE_COLUMNS]
 
 
 def _held_since(conn: Connection, source: str | None, day: dt.date) -> bool:
@@ -485,6 +542,15 @@ def regrade_rate(conn: Connection, f: IncidentFilters) -> dict:
         FROM fct_incident i
         WHERE i.local_date BETWEEN :start AND :end AND {_scope(f)}
     """
+    if _fast(conn, f):  # the same counts, kept per hour by the cad load
+        sql = f"""
+            SELECT CAST(sum(a.with_both_grades) AS BIGINT) AS with_both,
+                   CAST(sum(a.regraded) AS BIGINT) AS regraded,
+                   CAST(sum(a.upgraded) AS BIGINT) AS upgraded,
+                   CAST(sum(a.downgraded) AS BIGINT) AS downgraded
+            FROM {_HOUR} a
+            WHERE a.local_date BETWEEN :start AND :end AND {_agg_scope(f)}
+        """
     row = _run(conn, sql, _params(f)).iloc[0]
     with_both = _int(row["with_both"])
     regraded = _int(row["regraded"])
@@ -503,13 +569,13 @@ def open_queue(conn: Connection, f: IncidentFilters, now: dt.datetime) -> pd.Dat
     `now` is UTC without a zone, like the warehouse. Sources that record neither
     arrival nor closure cannot have an open queue and are left out.
     """
+    # Straight from fct_incident: whether an incident is open needs no target.
     sql = f"""
-        WITH {_in_period(f)}
-        SELECT s.final_grade, count(*) AS open_incidents,
-               min(s.reference_at) AS oldest
-        FROM scored s
-        WHERE {_OPEN}
-        GROUP BY s.final_grade
+        SELECT i.final_grade, count(*) AS open_incidents,
+               min(i.reference_at) AS oldest
+        FROM fct_incident i
+        WHERE {_open("i")} AND i.local_date BETWEEN :start AND :end AND {_scope(f)}
+        GROUP BY i.final_grade
     """
     frame = _run(conn, sql, _params(f) | {"now": now})
     out = pd.DataFrame(
@@ -535,13 +601,16 @@ def by_area(conn: Connection, f: IncidentFilters, level: str) -> pd.DataFrame:
     else:
         area_key = "a.area_code"
         incident_key = f"s.{_GEOGRAPHY_COLUMN[level]}"
-    sql = f"""
-        WITH {_in_period(f)},
+    areas_sql = f"""
         areas AS (
             SELECT a.area_code, a.area_name, {area_key} AS area_key
             FROM dim_area a
             WHERE a.level = :level AND {_membership(f, level)}
-        ),
+        )
+    """
+    sql = f"""
+        WITH {_in_period(f)},
+        {areas_sql},
         measured AS (
             SELECT {incident_key} AS area_key, {_measures()}
             FROM scored s
@@ -553,6 +622,38 @@ def by_area(conn: Connection, f: IncidentFilters, level: str) -> pd.DataFrame:
         LEFT JOIN measured m ON m.area_key = a.area_key
         ORDER BY a.area_name, a.area_code
     """
+    if level != "lsoa" and _fast(conn, f, levels=("force", "lad", "ward")):
+        # Counts from the aggregates; each area's median from its incidents' times.
+        if level == "force":
+            table, agg_key, join, key = _HOUR, "a.force_name", "", "i.force_name"
+        else:
+            column = _GEOGRAPHY_COLUMN[level]
+            table, agg_key, key = _WARD, f"a.{column}", f"geo.{column}"
+            join = "JOIN dim_geography geo ON geo.lsoa_code = i.lsoa_code"
+        sql = f"""
+            WITH {areas_sql},
+            counted AS (
+                SELECT {agg_key} AS area_key, {_agg_counts()}
+                FROM {table} a
+                WHERE a.local_date BETWEEN :start AND :end AND {_agg_scope(f)}
+                GROUP BY {agg_key}
+            ),
+            medians AS (
+                SELECT {key} AS area_key,
+                       {_percentile_sql("i.attend_seconds", scale=" / 60.0")}
+                           AS median_attend_min
+                FROM fct_incident i {join}
+                WHERE i.local_date BETWEEN :start AND :end AND {_scope(f)}
+                  AND i.attend_seconds IS NOT NULL
+                GROUP BY {key}
+            )
+            SELECT a.area_code, a.area_name, c.incidents, c.attended, c.with_target,
+                   c.within_target, m.median_attend_min
+            FROM areas a
+            LEFT JOIN counted c ON c.area_key = a.area_key
+            LEFT JOIN medians m ON m.area_key = a.area_key
+            ORDER BY a.area_name, a.area_code
+        """
     frame = _run(conn, sql, _params(f) | {"level": level})
     out = pd.DataFrame(
         {
@@ -575,6 +676,10 @@ def hour_of_week(conn: Connection, f: IncidentFilters) -> pd.DataFrame:
         FROM scored s
         GROUP BY s.local_dow, s.local_hour
     """
+    if _fast(conn, f):
+        sql = _fast_grouped(
+            f, {"local_dow": "{t}.local_dow", "local_hour": "{t}.local_hour"}
+        )
     frame = _run(conn, sql, _params(f))
     cells = pd.MultiIndex.from_product(
         [range(7), range(24)], names=["local_dow", "local_hour"]
@@ -587,12 +692,67 @@ def hour_of_week(conn: Connection, f: IncidentFilters) -> pd.DataFrame:
     return _with_measures(out, frame)[HOUR_COLUMNS]
 
 
+def _fast_grouped(f: IncidentFilters, keys: dict[str, str]) -> str:
+    """SQL: _measures() grouped by `keys` (name -> expression on an incident row, as
+    on agg_incident_hour `a` and fct_incident `i`): counts from the aggregate, the
+    median from the incidents' own times."""
+    on = {name: expression.format(t="a") for name, expression in keys.items()}
+    by = {name: expression.format(t="i") for name, expression in keys.items()}
+    return f"""
+        WITH counted AS (
+            SELECT {", ".join(f"{e} AS {n}" for n, e in on.items())}, {_agg_counts()}
+            FROM {_HOUR} a
+            WHERE a.local_date BETWEEN :start AND :end AND {_agg_scope(f)}
+            GROUP BY {", ".join(on.values())}
+        ),
+        medians AS (
+            SELECT {", ".join(f"{e} AS {n}" for n, e in by.items())},
+                   {_percentile_sql("i.attend_seconds", scale=" / 60.0")}
+                       AS median_attend_min
+            FROM fct_incident i
+            WHERE i.local_date BETWEEN :start AND :end AND {_scope(f)}
+              AND i.attend_seconds IS NOT NULL
+            GROUP BY {", ".join(by.values())}
+        )
+        SELECT c.*, m.median_attend_min
+        FROM counted c LEFT JOIN medians m USING ({", ".join(keys)})
+    """
+
+
+def _newest_first(
+    conn: Connection, f: IncidentFilters, body: str, params: dict, first_days: int
+) -> pd.DataFrame:
+    """`body` (a SELECT from the scored CTE, newest reference_at first, LIMIT :limit)
+    over f's period, read from its latest `first_days` days first, then 4 times as
+    many, and so on.
+
+    A window's rows are the whole period's newest when it fills the limit with rows
+    that began a day or more after its first date's midnight UTC: an incident dated
+    earlier began before that midnight in its own zone, so at most 12 hours after it
+    in UTC (no zone lags UTC by more), older than all of them.
+    """
+    days = first_days
+    while True:
+        first = f.end - dt.timedelta(days=days - 1)
+        if first <= f.start:
+            return _run(conn, f"WITH {_in_period(f)} {body}", params)
+        where = f"i.local_date BETWEEN :window_start AND :end AND {_scope(f)}"
+        frame = _run(
+            conn, f"WITH {_scored(where)} {body}", params | {"window_start": first}
+        )
+        oldest = pd.to_datetime(frame["reference_at"]).min() if len(frame) else None
+        if len(frame) >= params["limit"] > 0 and oldest >= pd.Timestamp(
+            first + dt.timedelta(days=1)
+        ):
+            return frame
+        days *= 4
+
+
 def incidents_in_cell(
     conn: Connection, f: IncidentFilters, dow: int, hour: int, limit: int = 500
 ) -> pd.DataFrame:
     """The incidents behind one hour-of-week cell, newest first."""
-    sql = f"""
-        WITH {_in_period(f)}
+    body = """
         SELECT s.source, s.incident_id, s.local_date, s.reference_at, s.final_grade,
                s.opening_grade, s.incident_type, s.attend_seconds, s.target_min
         FROM scored s
@@ -601,7 +761,8 @@ def incidents_in_cell(
         LIMIT :limit
     """
     params = _params(f) | {"dow": int(dow), "hour": int(hour), "limit": int(limit)}
-    frame = _run(conn, sql, params)
+    # A cell holds about 1 of 168 hours: start with weeks enough to fill the list.
+    frame = _newest_first(conn, f, body, params, first_days=56)
     out = _incident_list(frame)
     out["opening_grade"] = _column(frame, "opening_grade", "str")
     out["incident_type"] = _column(frame, "incident_type", "str")
@@ -613,8 +774,7 @@ def exceptions(
     conn: Connection, f: IncidentFilters, margin_minutes: float = 5, limit: int = 200
 ) -> pd.DataFrame:
     """Attended incidents that took longer than their target plus a margin."""
-    sql = f"""
-        WITH {_in_period(f)}
+    body = """
         SELECT s.source, s.incident_id, s.local_date, s.reference_at, s.final_grade,
                s.attend_seconds, s.target_min
         FROM scored s
@@ -623,7 +783,7 @@ def exceptions(
         LIMIT :limit
     """
     params = _params(f) | {"margin": float(margin_minutes), "limit": int(limit)}
-    out = _incident_list(_run(conn, sql, params))
+    out = _incident_list(_newest_first(conn, f, body, params, first_days=8))
     out["over_by_min"] = (out["attend_min"] - out["target_min"]).astype("float64")
     return out[EXCEPTION_COLUMNS]
 
@@ -778,6 +938,9 @@ def weekly_within_target(conn: Connection, f: IncidentFilters) -> pd.DataFrame:
         FROM scored s
         GROUP BY 1
     """
+    if _fast(conn, f):
+        week = "CAST({t}.local_date - CAST({t}.local_dow AS INTEGER) AS DATE)"
+        sql = _fast_grouped(f, {"week_start": week})
     frame = _run(conn, sql, _params(f))
     first = f.start - dt.timedelta(days=f.start.weekday())
     weeks = [
@@ -833,36 +996,59 @@ def call_answering(
     of calls answered). Mean answer and mean BT leg need call-level times: NaN where
     only interval reports are held.
     """
-    bands, bt = _answering(conn, start, end, source)
-    lines = list(LINES) + [x for x in bands["line"] if x not in LINES]
-    bands = bands.set_index("line").reindex(lines)
-    bt = bt.set_index("line").reindex(lines)
-    counts = ["answered_within_10", "answered_10_to_60", "answered_60_plus"]
-    counts += ["answered", "abandoned", "offered"]
-    for column in counts:
-        bands[column] = bands[column].fillna(0).astype("int64")
+    raw = _answering(conn, start, end, source)
+    position = {str(line): n for n, line in enumerate(raw.get("line", []))}
+    lines = list(LINES) + [x for x in position if x not in LINES]
+    rows = [position.get(line) for line in lines]
+
+    def aligned(name: str) -> np.ndarray:  # one value per line, NaN where none
+        values = _floats(raw, name)
+        return np.array([np.nan if n is None else values[n] for n in rows])
+
+    def counted(name: str) -> np.ndarray:
+        return np.nan_to_num(aligned(name), nan=0.0).astype("int64")
+
+    within = counted("answered_within_10")
+    band_10_60 = counted("answered_10_to_60")
+    band_60_plus = counted("answered_60_plus")
+    answered = within + band_10_60 + band_60_plus
+    abandoned, offered = counted("abandoned"), counted("offered")
     out = pd.DataFrame(
         {
             "line": pd.Series(lines, dtype="str"),
-            "offered": bands["offered"].to_numpy(),
-            "answered": bands["answered"].to_numpy(),
-            "within_10": bands["answered_within_10"].to_numpy(),
-            "band_10_60": bands["answered_10_to_60"].to_numpy(),
-            "band_60_plus": bands["answered_60_plus"].to_numpy(),
-            "abandoned": bands["abandoned"].to_numpy(),
-            "mean_answer_s": bands["mean_answer_seconds"].astype("float64").to_numpy(),
-            "mean_bt_s": bt["mean_bt_seconds"].astype("float64").to_numpy(),
+            "offered": offered,
+            "answered": answered,
+            "within_10": within,
+            "share_within_10": _ratio(within, answered),
+            "band_10_60": band_10_60,
+            "band_60_plus": band_60_plus,
+            "abandoned": abandoned,
+            "abandoned_share": _ratio(abandoned, offered),
+            "mean_answer_s": _ratio(
+                aligned("answer_seconds_sum"), aligned("answer_seconds_n")
+            ),
+            "mean_bt_s": _ratio(aligned("bt_seconds_sum"), aligned("bt_calls")),
         }
     )
-    out["share_within_10"] = _share(out["within_10"], out["answered"])
-    out["abandoned_share"] = _share(out["abandoned"], out["offered"])
     return out[ANSWERING_COLUMNS]
+
+
+_ANSWER_BANDS = (  # queries.calls._CALL_BANDS: seconds from queue entry to answer
+    ("answered_10", "answer_seconds < 10"),
+    ("answered_15", "answer_seconds >= 10 AND answer_seconds < 15"),
+    ("answered_20", "answer_seconds >= 15 AND answer_seconds < 20"),
+    ("answered_40", "answer_seconds >= 20 AND answer_seconds < 40"),
+    ("answered_60", "answer_seconds >= 40 AND answer_seconds < 60"),
+    ("answered_120", "answer_seconds >= 60 AND answer_seconds < 120"),
+    ("answered_over_120", "answer_seconds >= 120"),
+)
 
 
 def _answering(
     conn: Connection, start: dt.date, end: dt.date, source: str | None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """calls.answering_bands and calls.bt_leg for whole local dates, in one scan.
+) -> pd.DataFrame:
+    """calls.answering_bands' and calls.bt_leg's sums for whole local dates, in one
+    scan: per line, the bands, abandoned, offered and the sums behind the means.
 
     A call's local hour lies in [start 00:00, end + 1 day 00:00) exactly when its
     local date lies in [start, end]; filtering on the stored date (not on date plus
@@ -880,12 +1066,31 @@ def _answering(
         params["source"] = source
     if scope.restricted():  # calls carry no location: see calls.NOT_BY_AREA
         by_source += " AND FALSE"
+    # Calls are counted per line and answer time first (a year is over a million
+    # calls but a few thousand distinct times), then banded as queries.calls bands
+    # them (_CALL_BANDS): the same counts, at a fraction of the cost.
+    banded = ",\n".join(
+        f"sum(CASE WHEN {condition} THEN calls ELSE 0 END) AS {name}"
+        for name, condition in _ANSWER_BANDS
+    )
     sql = f"""
-        WITH shaped AS (
-            SELECT line, {calls._CALL_BANDS},
+        WITH by_time AS (
+            SELECT line, answer_seconds, count(*) AS calls,
+                   count(answered_at) AS answered_calls,
+                   sum(answer_seconds) AS answer_seconds_total,
+                   count(answer_seconds) AS answer_seconds_n,
                    sum(bt_seconds) AS bt_seconds_sum, count(bt_seconds) AS bt_calls
             FROM fct_call
             WHERE local_date BETWEEN :start AND :end{by_source}
+            GROUP BY line, answer_seconds
+        ),
+        shaped AS (
+            SELECT line, {banded},
+                   sum(calls - answered_calls) AS abandoned, sum(calls) AS offered,
+                   sum(answer_seconds_total) AS answer_seconds_sum,
+                   sum(answer_seconds_n) AS answer_seconds_n,
+                   sum(bt_seconds_sum) AS bt_seconds_sum, sum(bt_calls) AS bt_calls
+            FROM by_time
             GROUP BY line
             UNION ALL
             SELECT line, answered_10, answered_15, answered_20, answered_40,
@@ -910,18 +1115,246 @@ def _answering(
         GROUP BY line
         ORDER BY line
     """
-    raw = _run(conn, sql, params)
-    bands = calls._answering_frame(raw)
-    known = _column(raw, "bt_calls", "float64")
-    bt = pd.DataFrame(
-        {
-            "line": _column(raw, "line", "str"),
-            "mean_bt_seconds": (
-                _column(raw, "bt_seconds_sum", "float64") / known.where(known > 0)
-            ).astype("float64"),
-        }
+    return _run(conn, sql, params)
+
+
+# ---------------------------------------------------------------------------
+# Pre-aggregates: when they may be read, and what is read from them
+
+_STATE = "agg_incident_state"
+_HOUR = "agg_incident_hour"
+_PERCENTILE_TABLE = "agg_incident_percentile"
+_WARD = "agg_incident_ward"
+# Published DuckDB snapshots never change: whether their summaries are current is
+# remembered per file (path, inode, mtime, size), so a page asks once per ETL run.
+_SNAPSHOT_NAME = re.compile(r"^v\d+\.duckdb$")
+_current_by_snapshot: dict[tuple, bool] = {}
+_tables_seen: set[tuple[str, str]] = set()
+
+
+def aggregates_current(conn: Connection) -> bool:
+    """Whether the incident pre-aggregates were built from exactly what fct_incident,
+    dim_incident_grade and dim_geography hold now (agg_incident_state).
+
+    A load outside the cad source, a change of targets or a boundary reload makes
+    them stale until the next cad load rebuilds them; until then nothing reads them.
+    """
+    return _per_snapshot(conn, "aggregates", _compare_state)
+
+
+def _compare_state(conn: Connection) -> bool:
+    if not _has_table(conn, _STATE):
+        return False
+    sql = f"""
+        SELECT s.fact_rows = n.fact_rows AND s.grades_hash = n.grades_hash
+               AND s.geography_hash = n.geography_hash AS current
+        FROM {_STATE} s CROSS JOIN ({AGGREGATE_INPUTS_SQL}) n
+    """
+    frame = _run(conn, sql, {})
+    return len(frame) == 1 and bool(frame["current"].iloc[0])
+
+
+def _per_snapshot(conn: Connection, name: str, check) -> bool:
+    """check(conn), remembered per published DuckDB snapshot (they never change)."""
+    snapshot = _snapshot_identity(conn)
+    if snapshot is None:
+        return check(conn)
+    key = (name, *snapshot)
+    if key not in _current_by_snapshot:
+        if len(_current_by_snapshot) > 64:
+            _current_by_snapshot.clear()
+        _current_by_snapshot[key] = check(conn)
+    return _current_by_snapshot[key]
+
+
+def _snapshot_identity(conn: Connection) -> tuple | None:
+    """A published, read-only DuckDB snapshot file's identity; None for anything else
+    (PostgreSQL, a writer's working copy)."""
+    if conn.dialect.name != "duckdb":
+        return None
+    database = conn.engine.url.database
+    if not database:
+        return None
+    path = Path(database)
+    if not (_SNAPSHOT_NAME.match(path.name) and path.parent.name.endswith(".d")):
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _has_table(conn: Connection, table: str) -> bool:
+    """inspect().has_table, remembered once true (tables are never dropped)."""
+    key = (str(conn.engine.url), table)
+    if key in _tables_seen:
+        return True
+    if inspect(conn).has_table(table):
+        _tables_seen.add(key)
+        return True
+    return False
+
+
+def _fast(conn: Connection, f: IncidentFilters, levels=("force",)) -> bool:
+    """Whether f may be answered from the pre-aggregates: the user sees every area
+    (they hold no LSOAs to apply a scope to), f's area is at one of `levels`, and
+    they are current."""
+    return (
+        not scope.restricted() and f.area_level in levels and aggregates_current(conn)
     )
-    return bands, bt
+
+
+def _agg_scope(f: IncidentFilters, alias: str = "a") -> str:
+    """_scope(f) on a pre-aggregate row: source, final grades and area."""
+    clauses = []
+    if f.source is not None:
+        clauses.append(f"{alias}.source = :source")
+    if f.grades:
+        clauses.append(f"{alias}.final_grade IN :grades")
+    if f.area_code is not None:
+        if f.area_level == "force":
+            clauses.append(f"{alias}.force_name = {_FORCE_NAME}")
+        else:  # agg_incident_ward only: _fast(levels=...) says which
+            clauses.append(f"{alias}.{_GEOGRAPHY_COLUMN[f.area_level]} = :area_code")
+    return " AND ".join(clauses) or "TRUE"
+
+
+def _agg_counts(alias: str = "a", suffix: str = "") -> str:
+    return ",\n".join(
+        f"CAST(sum({alias}.{name}) AS BIGINT) AS {name}{suffix}"
+        for name in ("incidents", "attended", "with_target", "within_target")
+    )
+
+
+def _attendance_fast(conn: Connection, f: IncidentFilters) -> pd.DataFrame:
+    """_attendance_sql's frame: counts summed from agg_incident_hour (or, inside a
+    local authority or ward, agg_incident_ward), percentiles by _grade_percentiles."""
+    where = _agg_scope(f)
+    table = _HOUR if f.area_level == "force" else _WARD
+    sql = f"""
+        WITH current_year AS (
+            SELECT a.final_grade, {_agg_counts()}, max(d.label) AS label_then
+            FROM {table} a
+            LEFT JOIN dim_incident_grade d
+                ON d.grade = a.final_grade
+               AND d.valid_from <= a.local_date
+               AND (d.valid_to IS NULL OR a.local_date < d.valid_to)
+            WHERE a.local_date BETWEEN :start AND :end AND {where}
+            GROUP BY a.final_grade
+        ),
+        last_year AS (
+            SELECT a.final_grade, {_agg_counts(suffix="_last_year")}
+            FROM {table} a
+            WHERE a.local_date BETWEEN :previous_start AND :previous_end AND {where}
+            GROUP BY a.final_grade
+        )
+        SELECT c.*, y.incidents_last_year, y.attended_last_year,
+               y.with_target_last_year, y.within_target_last_year,
+               e.label, e.target_urban_minutes, e.target_rural_minutes
+        FROM current_year c
+        LEFT JOIN last_year y ON y.final_grade IS NOT DISTINCT FROM c.final_grade
+        LEFT JOIN dim_incident_grade e
+            ON e.grade = c.final_grade
+           AND e.valid_from <= :end
+           AND (e.valid_to IS NULL OR :end < e.valid_to)
+    """
+    frame = _run(conn, sql, _params(f))
+    grades = [_key(g) for g in frame.get("final_grade", [])]
+    previous = f.previous_year()
+    for (start, end), columns, suffix in [
+        ((f.start, f.end), _PERCENTILES, ""),
+        ((previous.start, previous.end), ("median_attend_min",), "_last_year"),
+    ]:
+        found = _grade_percentiles(conn, f, start, end, columns)
+        by_grade = {_key(row["final_grade"]): row for row in found.to_dict("records")}
+        for column in columns:
+            values = [by_grade.get(g, {}).get(column) for g in grades]
+            frame[column + suffix] = pd.to_numeric(
+                pd.Series(values, index=frame.index, dtype=object)
+            ).astype("float64")
+    return frame
+
+
+def _key(grade) -> str | None:
+    """A final grade as a dict key: None for ungraded (NULL, NaN or NA)."""
+    return None if grade is None or pd.isna(grade) else str(grade)
+
+
+_PERCENTILES = (
+    "median_attend_min",
+    "p90_attend_min",
+    "median_answer_s",
+    "median_dispatch_s",
+    "median_travel_s",
+)
+
+
+def _grade_percentiles(
+    conn: Connection,
+    f: IncidentFilters,
+    start: dt.date,
+    end: dt.date,
+    columns: tuple[str, ...],
+) -> pd.DataFrame:
+    """Per final grade, `columns` of _PERCENTILES over f's incidents dated start..end.
+
+    Read from agg_incident_percentile when the cad load computed that period for f's
+    source (and f names no area); else computed here from fct_incident, without the
+    joins that scoring needs. Both are percentile_cont over the same rows.
+    """
+    params = _params(f) | {"p_start": start, "p_end": end}
+    if f.area_code is None:
+        source = "p.source IS NULL" if f.source is None else "p.source = :source"
+        sql = f"""
+            SELECT p.final_grade, {", ".join(f"p.{c}" for c in columns)}
+            FROM {_PERCENTILE_TABLE} p
+            WHERE {source} AND p.start_date = :p_start AND p.end_date = :p_end
+        """
+        lookup = {k: params[k] for k in ("source", "p_start", "p_end") if k in params}
+        frame = _run(conn, sql, lookup)
+        if len(frame):
+            return frame
+    attend = "i.attend_seconds"
+    selects = []
+    if "p90_attend_min" in columns:  # one sort gives both, interpolated alike
+        if conn.dialect.name == "duckdb":
+            both = f"quantile_cont({attend}, [0.5, 0.9])"
+        else:
+            both = f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY {attend})"
+        selects.append(f"{both} AS attend_quantiles")
+    elif "median_attend_min" in columns:
+        median = _percentile_sql(attend, scale=" / 60.0")
+        selects.append(f"{median} AS median_attend_min")
+    for name, column in [
+        ("median_answer_s", "i.answer_seconds"),
+        ("median_dispatch_s", "i.dispatch_seconds"),
+        ("median_travel_s", "i.travel_seconds"),
+    ]:
+        if name in columns:
+            selects.append(f"{_percentile_sql(column)} AS {name}")
+    sql = f"""
+        SELECT i.final_grade, {", ".join(selects)}
+        FROM fct_incident i
+        WHERE i.local_date BETWEEN :p_start AND :p_end AND {_scope(f)}
+        GROUP BY i.final_grade
+    """
+    frame = _run(conn, sql, params)
+    if "attend_quantiles" in frame:
+        pairs = [
+            (None, None) if v is None or np.ndim(v) == 0 else tuple(v)
+            for v in frame.pop("attend_quantiles")
+        ]
+        for n, name in enumerate(("median_attend_min", "p90_attend_min")):
+            seconds = pd.Series([p[n] for p in pairs], dtype=object)
+            # As percentile_cont(...) / 60.0 in SQL: the same double division.
+            minutes = pd.to_numeric(seconds).astype("float64") / 60.0
+            frame[name] = minutes.to_numpy()
+    return frame
+
+
+def _percentile_sql(column: str, q: float = 0.5, scale: str = "") -> str:
+    return f"percentile_cont({q}) WITHIN GROUP (ORDER BY {column}){scale}"
 
 
 # ---------------------------------------------------------------------------

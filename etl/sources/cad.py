@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime as dt
+import logging
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +16,9 @@ from etl import mapping as mp
 from etl import pipeline
 from etl.grades import ensure_default_grades
 from etl.pipeline import Loaded, SourceError, Staged
+from etl.schema import AGGREGATE_INPUTS_SQL
+
+log = logging.getLogger("bluelamp.etl.cad")
 
 NAME = "cad"
 PATTERNS = ("*.csv", "*.csv.gz")
@@ -259,6 +265,13 @@ def load(conn, staged: Staged, run_id: int) -> Loaded:
         notes.append(f"{updated:,} incident(s) changed since the last load")
     if ensure_default_grades(conn):
         notes.append("filled dim_incident_grade with the default grades")
+    started = time.perf_counter()
+    rebuild = rebuild_incident_aggregates(conn, run_id, inserted, updated)
+    log.info(
+        "incident aggregates: rebuilt %s in %.1f s",
+        {"all": "whole", "dates": "the changed dates", "none": "nothing"}[rebuild],
+        time.perf_counter() - started,
+    )
     return Loaded(inserted + updated, unchanged + repeats, notes)
 
 
@@ -282,3 +295,264 @@ def rebuild_source_summary(conn, sources: list[str]) -> None:
         """
     ).bindparams(bindparam("sources", expanding=True))
     conn.execute(statement, {"sources": list(sources)})
+
+
+# ---------------------------------------------------------------------------
+# The incidents page's pre-aggregates (etl/schema.py: agg_incident_hour, _ward,
+# _percentile and _state), rebuilt in the load's transaction so readers see them change
+# with the facts. queries/incidents.py scores incidents the same way; a test proves
+# the page's figures from these equal those counted from fct_incident.
+
+AGGREGATES = ("agg_incident_hour", "agg_incident_ward")
+AGGREGATE_STATE = "agg_incident_state"
+# A load changing more local dates than this rebuilds the aggregates whole.
+REBUILD_ALL_DAYS = 400
+
+_SCORED = """
+    SELECT i.source, i.force_name, i.lifecycle_recorded, i.local_date, i.local_dow,
+           i.local_hour, i.final_grade, i.opening_grade, i.arrived_at,
+           i.attend_seconds, geo.ward_code, geo.lad_code,
+           CASE WHEN geo.urban_rural = 'rural' THEN d.target_rural_minutes
+                ELSE d.target_urban_minutes END AS target_min
+    FROM fct_incident i
+    LEFT JOIN dim_geography geo ON geo.lsoa_code = i.lsoa_code
+    LEFT JOIN dim_incident_grade d
+        ON d.grade = i.final_grade
+       AND d.valid_from <= i.local_date
+       AND (d.valid_to IS NULL OR i.local_date < d.valid_to)
+    WHERE {where}
+"""
+_COUNTS = """
+    count(*),
+    count(s.arrived_at),
+    count(*) FILTER (WHERE s.attend_seconds IS NOT NULL AND s.target_min IS NOT NULL),
+    count(*) FILTER (WHERE s.attend_seconds <= s.target_min * 60)
+"""
+_BOTH = "s.opening_grade IS NOT NULL AND s.final_grade IS NOT NULL"
+# A more urgent grade is a lower number ("1" < "2" < "10"): as queries.incidents.
+_MORE_URGENT = (
+    "(length(s.final_grade) < length(s.opening_grade) OR "
+    "(length(s.final_grade) = length(s.opening_grade) "
+    "AND s.final_grade < s.opening_grade))"
+)
+_LESS_URGENT = (
+    "(length(s.final_grade) > length(s.opening_grade) OR "
+    "(length(s.final_grade) = length(s.opening_grade) "
+    "AND s.final_grade > s.opening_grade))"
+)
+_HOUR_KEYS = (
+    "source, force_name, lifecycle_recorded, local_date, local_dow, local_hour, "
+    "final_grade"
+)
+_WARD_KEYS = "source, force_name, local_date, final_grade, lad_code, ward_code"
+_COUNT_COLUMNS = "incidents, attended, with_target, within_target"
+
+
+def _insert_aggregates(conn, where: str, params: dict, expanding=()) -> None:
+    def run(sql: str) -> None:
+        statement = text(sql)
+        for name in expanding:
+            statement = statement.bindparams(bindparam(name, expanding=True))
+        conn.execute(statement, params)
+
+    scored = _SCORED.format(where=where)
+    run(
+        f"""
+        INSERT INTO agg_incident_hour ({_HOUR_KEYS}, {_COUNT_COLUMNS},
+                                       with_both_grades, regraded, upgraded,
+                                       downgraded)
+        SELECT {_HOUR_KEYS}, {_COUNTS},
+               count(*) FILTER (WHERE {_BOTH}),
+               count(*) FILTER (WHERE {_BOTH} AND s.final_grade <> s.opening_grade),
+               count(*) FILTER (WHERE {_BOTH} AND {_MORE_URGENT}),
+               count(*) FILTER (WHERE {_BOTH} AND {_LESS_URGENT})
+        FROM ({scored}) s
+        GROUP BY {_HOUR_KEYS}
+        """
+    )
+    run(
+        f"""
+        INSERT INTO agg_incident_ward ({_WARD_KEYS}, {_COUNT_COLUMNS})
+        SELECT {_WARD_KEYS}, {_COUNTS}
+        FROM ({scored}) s
+        WHERE s.lad_code IS NOT NULL OR s.ward_code IS NOT NULL
+        GROUP BY {_WARD_KEYS}
+        """
+    )
+
+
+def rebuild_incident_aggregates(
+    conn, run_id: int, inserted: int = 0, updated: int = 0
+) -> str:
+    """Bring the incident aggregates up to date with fct_incident (same transaction).
+
+    Redoes the local dates this load inserted or changed incidents on, and any date
+    whose count no longer matches fct_incident (an incident moved to another date,
+    or rows written outside this load); everything when the targets or geography
+    changed since the last build, on a first build, or when many dates changed.
+    The preset periods' percentiles are recomputed every time (the latest date may
+    have moved). Returns what was redone: "all", "dates" or "none".
+    """
+    inputs = conn.execute(text(AGGREGATE_INPUTS_SQL)).mappings().one()
+    state = (
+        conn.execute(
+            text(
+                f"SELECT fact_rows, grades_hash, geography_hash FROM {AGGREGATE_STATE}"
+            )
+        )
+        .mappings()
+        .first()
+    )
+    whole = (
+        state is None
+        or state["grades_hash"] != inputs["grades_hash"]
+        or state["geography_hash"] != inputs["geography_hash"]
+    )
+    stale: dict[str, set] = collections.defaultdict(set)
+    if not whole:
+        rows = conn.execute(
+            text(
+                f"SELECT DISTINCT source, local_date FROM {TABLE} "
+                "WHERE last_run_id = :run_id"
+            ),
+            {"run_id": run_id},
+        ).all()
+        if updated or int(state["fact_rows"]) + inserted != int(inputs["fact_rows"]):
+            rows += conn.execute(text(_MISMATCHED_DATES)).all()
+        for source, day in rows:
+            stale[source].add(day)
+        whole = sum(len(days) for days in stale.values()) > REBUILD_ALL_DAYS
+    if whole:
+        for table in AGGREGATES:
+            conn.execute(text(f"DELETE FROM {table}"))
+        _insert_aggregates(conn, "TRUE", {})
+    for source, days in sorted(stale.items()) if not whole else ():
+        params = {"source": source, "dates": sorted(days)}
+        for table in AGGREGATES:
+            statement = text(
+                f"DELETE FROM {table} WHERE source = :source AND local_date IN :dates"
+            ).bindparams(bindparam("dates", expanding=True))
+            conn.execute(statement, params)
+        _insert_aggregates(
+            conn,
+            "i.source = :source AND i.local_date IN :dates",
+            params,
+            expanding=("dates",),
+        )
+    rebuild_incident_percentiles(conn)
+    conn.execute(text(f"DELETE FROM {AGGREGATE_STATE}"))
+    conn.execute(
+        text(
+            f"INSERT INTO {AGGREGATE_STATE} "
+            "(fact_rows, grades_hash, geography_hash, run_id) "
+            "VALUES (:fact_rows, :grades_hash, :geography_hash, :run_id)"
+        ),
+        {**inputs, "run_id": run_id},
+    )
+    return "all" if whole else ("dates" if stale else "none")
+
+
+# Dates whose incidents the aggregates no longer count right.
+_MISMATCHED_DATES = f"""
+    SELECT coalesce(f.source, a.source) AS source,
+           coalesce(f.local_date, a.local_date) AS local_date
+    FROM (SELECT source, local_date, count(*) AS n FROM {TABLE}
+          GROUP BY source, local_date) f
+    FULL JOIN (SELECT source, local_date, sum(incidents) AS n FROM agg_incident_hour
+               GROUP BY source, local_date) a
+        ON a.source = f.source AND a.local_date = f.local_date
+    WHERE f.n IS NULL OR a.n IS NULL OR f.n <> a.n
+"""
+
+
+# The incidents page's preset periods (dashboards/exports.incident_period), which a
+# test keeps in step with the page. A period not listed here is still answered
+# exactly, only computed when asked for.
+PAGE_PERIODS = ("last-28-days", "last-month", "rolling-12", "fytd")
+PERCENTILES = "agg_incident_percentile"
+_PERCENTILE_COLUMNS = {
+    "median_attend_min": "percentile_cont(0.5) WITHIN GROUP "
+    "(ORDER BY i.attend_seconds) / 60.0",
+    "p90_attend_min": "percentile_cont(0.9) WITHIN GROUP "
+    "(ORDER BY i.attend_seconds) / 60.0",
+    "median_answer_s": "percentile_cont(0.5) WITHIN GROUP (ORDER BY i.answer_seconds)",
+    "median_dispatch_s": "percentile_cont(0.5) WITHIN GROUP "
+    "(ORDER BY i.dispatch_seconds)",
+    "median_travel_s": "percentile_cont(0.5) WITHIN GROUP (ORDER BY i.travel_seconds)",
+}
+
+
+def _year_before(day: dt.date) -> dt.date:
+    if day.month == 2 and day.day == 29:
+        return dt.date(day.year - 1, 2, 28)
+    return day.replace(year=day.year - 1)
+
+
+def page_periods(latest: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """(start, end) of each preset period ending at `latest`, and of the same dates a
+    year earlier (what the page compares with)."""
+    last_month_end = (
+        latest
+        if (latest + dt.timedelta(days=1)).day == 1
+        else latest.replace(day=1) - dt.timedelta(days=1)
+    )
+    presets = {
+        "last-28-days": (latest - dt.timedelta(days=27), latest),
+        "last-month": (last_month_end.replace(day=1), last_month_end),
+        "rolling-12": (_year_before(latest) + dt.timedelta(days=1), latest),
+        "fytd": (
+            dt.date(latest.year if latest.month >= 4 else latest.year - 1, 4, 1),
+            latest,
+        ),
+    }
+    periods = set()
+    for name in PAGE_PERIODS:
+        start, end = presets[name]
+        periods |= {(start, end), (_year_before(start), _year_before(end))}
+    return sorted(periods)
+
+
+def rebuild_incident_percentiles(conn) -> int:
+    """Recompute agg_incident_percentile for every source together and each alone;
+    returns the periods computed."""
+    conn.execute(text(f"DELETE FROM {PERCENTILES}"))
+    latest = conn.execute(
+        text(f"SELECT source, max(local_date) FROM {TABLE} GROUP BY source")
+    ).all()
+    scopes = [(source, day) for source, day in latest]
+    if len(latest) > 1:  # with one source, every source is that one: copied below
+        scopes.append((None, max(day for _source, day in latest)))
+    columns = ", ".join(_PERCENTILE_COLUMNS)
+    done = 0
+    for source, day in scopes:
+        if isinstance(day, dt.datetime):
+            day = day.date()
+        where = "TRUE" if source is None else "i.source = :source"
+        for start, end in page_periods(day):
+            conn.execute(
+                text(
+                    f"""
+                    INSERT INTO {PERCENTILES} (source, start_date, end_date,
+                                               final_grade, {columns})
+                    SELECT CAST(:source AS VARCHAR), :start, :end, i.final_grade,
+                           {", ".join(_PERCENTILE_COLUMNS.values())}
+                    FROM {TABLE} i
+                    WHERE i.local_date BETWEEN :start AND :end AND {where}
+                    GROUP BY i.final_grade
+                    """
+                ),
+                {"source": source, "start": start, "end": end},
+            )
+            done += 1
+    if len(latest) == 1:
+        conn.execute(
+            text(
+                f"""
+                INSERT INTO {PERCENTILES} (source, start_date, end_date, final_grade,
+                                           {columns})
+                SELECT NULL, start_date, end_date, final_grade, {columns}
+                FROM {PERCENTILES}
+                """
+            )
+        )
+    return done
