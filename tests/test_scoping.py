@@ -226,3 +226,58 @@ def test_filters_dataclass_is_unchanged_by_scope():
     f = CrimeFilters(dt.date(2022, 1, 1), dt.date(2022, 1, 1))
     with scope.restricted_to({LEICESTER}):
         assert f == CrimeFilters(dt.date(2022, 1, 1), dt.date(2022, 1, 1))
+
+
+# ---------------------------------------------------------------------------
+# Each way of asking for another district leaves an audit record
+
+
+@pytest.fixture
+def trail(crime_app, tmp_path):
+    import audit
+
+    log = audit.AuditLog(f"sqlite:///{tmp_path / 'audit.sqlite'}")
+    extensions = crime_app.server.extensions
+    real = extensions["bluelamp_audit"]
+    extensions["bluelamp_audit"] = log
+    try:
+        yield log
+    finally:
+        extensions["bluelamp_audit"] = real
+        log.close()
+
+
+def test_url_payload_and_csv_for_another_district_are_audited(
+    crime_client, leicester_commander, trail, monkeypatch
+):
+    import audit
+
+    roles = dict(accounts.ROLES)
+    roles["commander"] = dataclasses.replace(roles["commander"], export=True)
+    monkeypatch.setattr(accounts, "ROLES", roles)
+    search = f"?level=lad&area={CHARNWOOD}"
+    # 1. The page's own callback, as the browser sends it for that URL.
+    post(crime_client, crime_tests.kpi_body(search), leicester_commander)
+    # 2. A crafted payload for the map.
+    body = callback_body([("crime-map", "figure")], [("crime-url", "search", search)])
+    crafted = json.dumps(post(crime_client, body, leicester_commander))
+    assert CHARNWOOD not in crafted
+    # 3. The CSV.
+    response = crime_client.get(
+        "/export/crime/areas.csv" + search, headers=leicester_commander
+    )
+    exported = crime_tests.csv_frame(response.get_data(as_text=True))
+    assert CHARNWOOD not in set(exported["area_code"])
+
+    assert trail.flush()
+    found = trail.events(audit.AuditFilters(user="leics-commander"))
+    refused = found[found["outcome"] == "refused"]
+    reason = f"area outside scope: lad {CHARNWOOD}"
+    assert len(refused) == 3 and refused["reasons"].str.contains(reason).all()
+    assert set(refused["callback"].fillna("")) == {
+        "crime-message.children",  # one of the KPI callback's outputs
+        "crime-map.figure",
+        "",
+    } or refused["path"].str.startswith("/export/crime/areas").sum() == 1
+    export = refused[refused["path"].str.startswith("/export/")].iloc[0]
+    assert export["export_rows"] == len(exported)
