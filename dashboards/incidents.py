@@ -345,7 +345,8 @@ def _export_links(*charts) -> html.Div:
                 id=f"incidents-export-{chart}",
                 href=_export_href(chart, ""),
                 className="me-3 small",
-                download="",
+                # No `download` attribute: the route's Content-Disposition makes a
+                # CSV download, and a page asking for a reason code can show.
             )
             for chart in charts
         ],
@@ -418,7 +419,8 @@ def update_url(
         start=_day(start) if custom else None,
         end=_day(end) if custom else None,
         source=source or None,
-        grades=tuple(str(g) for g in grades or ()),
+        # A multi-select sends a list; anything else (a crafted payload) is none.
+        grades=tuple(str(g) for g in grades) if isinstance(grades, list) else (),
         measure=measure or "share",
         margin=_margin(margin, current.margin),
     )
@@ -475,7 +477,9 @@ def _margin(value, default: int) -> int:
 
 
 def _clicked(click_data) -> str:
-    return str(click_data["points"][0]["customdata"])
+    # A crafted click without customdata (the gate has checked the shape) selects
+    # nothing.
+    return str(click_data["points"][0].get("customdata") or "")
 
 
 def _crumb_target(selection, index: str):

@@ -188,9 +188,12 @@ _WITHIN = "s.attend_seconds <= s.target_min * 60"
 
 
 def _open(alias: str) -> str:
-    """Open at :now. Only a source that records arrival or closure can say so."""
+    """Open at :now: begun by then, neither arrived at nor closed by then (a time
+    after :now, when :now is a period's end in the past, was still ahead). Only a
+    source that records arrival or closure can say so."""
     return (
-        f"{alias}.arrived_at IS NULL AND {alias}.closed_at IS NULL "
+        f"({alias}.arrived_at IS NULL OR {alias}.arrived_at > :now) "
+        f"AND ({alias}.closed_at IS NULL OR {alias}.closed_at > :now) "
         f"AND ({alias}.lifecycle_recorded LIKE '%arrived%' "
         f"OR {alias}.lifecycle_recorded LIKE '%closed%') "
         f"AND {alias}.reference_at <= :now"

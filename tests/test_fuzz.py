@@ -177,26 +177,14 @@ def value_for(prop: str):
     return st.integers(0, 9).flatmap(lambda n: json_values if n == 0 else usual)
 
 
-# Server errors this test found in page callbacks outside the gate's reach, each
-# with its fix; until fixed, the fuzz sends these inputs only what a browser would,
-# and test_known_bugs_still_fail (strict xfail) fails once one is fixed: then
-# remove its entry.
-KNOWN_BUGS = {
-    "incidents-grades.value": (
-        st.none() | st.lists(hostile_text, max_size=3),
-        {"incidents-grades.value": 5},
-        "incidents.update_url: tuple(... for g in grades) on a scalar; "
-        "use grades only if isinstance(grades, list)",
-    ),
-    "incidents-map.clickData": (
-        st.none()
-        | st.fixed_dictionaries(
-            {"points": st.lists(st.fixed_dictionaries({"customdata": hostile_text}))}
-        ).filter(lambda v: v["points"]),
-        {"incidents-map.clickData": {"points": [{"x": 1}]}},
-        "incidents._clicked: KeyError on a point without customdata; "
-        "use point.get('customdata') as dashboards/crime.py does",
-    ),
+# Server errors this test found in page callbacks outside the gate's reach (each
+# fixed in its page): the inputs that raised, kept as regression cases.
+FOUND = {
+    "status-quarantine-text.value": {"status-quarantine-text.value": 1.5},
+    "overview-args.data": {"overview-args.data": True},
+    "incidents-grades.value": {"incidents-grades.value": 5},
+    "crime-types.value": {"crime-types.value": 5},
+    "incidents-map.clickData": {"incidents-map.clickData": {"points": [{"x": 1}]}},
 }
 
 
@@ -215,9 +203,7 @@ def test_every_callback_answers_any_input_values_without_an_error(
     values = {}
     for spec in [*callback["inputs"], *callback["state"]]:
         key = f"{spec['id']}.{spec['property']}"
-        known = KNOWN_BUGS.get(key)
-        strategy = known[0] if known else value_for(spec["property"])
-        values[key] = data.draw(strategy, label=key)
+        values[key] = data.draw(value_for(spec["property"]), label=key)
     body = matrix.payload(cid, callback, values)
     plain = [k for k in values if not k.startswith("{")]  # (no pattern ids sent)
     body["changedPropIds"] = data.draw(
@@ -241,9 +227,9 @@ def test_any_json_body_to_the_callback_route_is_answered_without_an_error(client
     assert_clean(response)
 
 
-@pytest.mark.parametrize("key", sorted(KNOWN_BUGS))
-def test_known_bugs_still_fail(client, small_app, key):
-    _strategy, values, fix = KNOWN_BUGS[key]
+@pytest.mark.parametrize("key", sorted(FOUND))
+def test_inputs_that_once_raised_are_answered_cleanly(client, small_app, key):
+    values = FOUND[key]
     page_id = key.split(".")[0]
     cid = next(
         c
@@ -253,7 +239,5 @@ def test_known_bugs_still_fail(client, small_app, key):
     body = matrix.payload(cid, small_app.callback_map[cid], values)
     body["changedPropIds"] = [key] if page_id in cid else []
     response = client.post("/_dash-update-component", json=body, headers=ADMIN)
-    if response.status_code == 500:
-        pytest.xfail(f"known: {fix}")
+    assert response.status_code in (200, 204, 400), key
     assert_clean(response, repr(values))
-    pytest.fail(f"{key} is fixed: remove it from KNOWN_BUGS")

@@ -758,3 +758,12 @@ def test_previous_year_of_a_leap_day_and_bad_levels():
     assert f.previous_year() == IncidentFilters(D(2023, 2, 1), D(2023, 2, 28))
     with pytest.raises(ValueError):
         IncidentFilters(D(2024, 1, 1), D(2024, 1, 2), area_level="region")
+
+
+def test_an_incident_attended_after_the_as_at_time_was_open_then(conn):
+    # G1-URB-18 began 10:00 UTC on 3 March and was attended 18 minutes later; as
+    # at 10:10 it was the only open incident, waiting 10 minutes.
+    as_at = dt.datetime(2025, 3, 3, 10, 10)
+    queue = incidents.open_queue(conn, MARCH, as_at)
+    assert queue[["final_grade", "open_incidents"]].values.tolist() == [["1", 1]]
+    assert queue["oldest_wait_min"].tolist() == [pytest.approx(10.0)]
