@@ -599,19 +599,31 @@ def _map(search):
     patch["layout"]["map"]["center"] = fitted["center"]
     patch["layout"]["map"]["zoom"] = fitted["zoom"]
     patch["layout"]["map"]["uirevision"] = _view_key(resolved)
+    patch["data"][1] = _suppressed(url, frame, resolved).to_plotly_json()
     return patch
+
+
+def _suppressed(url, frame, resolved):
+    """The grey layer of areas whose figure disclosure control blanked (empty when
+    nothing was); above the coloured trace, as on the crime map."""
+    measure = resolved.selection.measure
+    label = figures.incidents_map_values(frame, measure)["colorbar_title"]
+    column = figures.INCIDENT_MAP_COLUMNS[measure]
+    return figures.suppressed_layer(url, frame, column, label)
 
 
 def _map_figure(resolved):
     url, layer = exports.incident_boundary(resolved)
     frame = exports.incident_frame("areas", resolved)
-    return figures.incidents_map(
+    figure = figures.incidents_map(
         url,
         frame,
         resolved.selection.measure,
         choropleth.view(layer.bounds_of(frame["area_code"])),
         key=_view_key(resolved),
     )
+    figure.add_trace(_suppressed(url, frame, resolved))
+    return figure
 
 
 def _view_key(resolved) -> str:

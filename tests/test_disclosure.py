@@ -330,6 +330,10 @@ def test_the_incident_map_says_suppressed_on_hover(
     hover = values[("data", 0, "hovertext")]
     suppressed = [h for h in hover if "fewer than 5 (suppressed)" in h]
     assert suppressed and not any("nan" in h for h in hover)
+    # The same areas are drawn grey above the coloured trace, as on the crime map.
+    grey = values[("data", 1)]
+    assert grey["name"] == "suppressed"
+    assert len(grey["locations"]) == len(suppressed) > 0
 
 
 def test_nothing_is_suppressed_when_the_setting_is_off(small_client, small_warehouse):
