@@ -31,7 +31,7 @@ import settings
 from dashboards import components, disclosure
 from etl import warehouse
 from geo import boundaries, heatmap
-from queries import crime, scope
+from queries import crime, incidents, scope
 
 blueprint = Blueprint("crime_exports", __name__)
 
@@ -943,18 +943,8 @@ def incident_period(
     preset: str, first: dt.date, latest: dt.date, start=None, end=None
 ) -> tuple[dt.date, dt.date, str]:
     """(start, end, sentence) for a preset, as dates, ending at the latest date held."""
-    if preset == "last-28-days":
-        lo, hi = latest - dt.timedelta(days=27), latest
-    elif preset == "last-month":
-        # The latest whole calendar month held: this month only if it is complete.
-        next_day = latest + dt.timedelta(days=1)
-        hi = latest if next_day.day == 1 else latest.replace(day=1) - dt.timedelta(1)
-        lo = hi.replace(day=1)
-    elif preset == "rolling-12":
-        lo, hi = _year_before(latest) + dt.timedelta(days=1), latest
-    elif preset == "fytd":
-        lo = dt.date(latest.year if latest.month >= 4 else latest.year - 1, 4, 1)
-        hi = latest
+    if preset in incidents.PRESETS:
+        lo, hi = incidents.preset_period(preset, latest)
     else:
         lo = dt.date.fromisoformat(start) if start else first
         hi = dt.date.fromisoformat(end) if end else latest
@@ -970,13 +960,6 @@ def incident_period(
         f"is {latest:%d %b %Y})."
     )
     return lo, hi, sentence
-
-
-def _year_before(day: dt.date) -> dt.date:
-    try:
-        return day.replace(year=day.year - 1)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - 1, day=28)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1006,8 +989,6 @@ def resolve_incidents(
 ) -> IncidentResolved:
     """Check the source, dates, area, cell and incident against the data; drop what
     is unknown, with a message, rather than fail."""
-    from queries import incidents
-
     query = query or components.cached_query
     problems = list(problems)
     sources = query(incidents.incident_sources)
@@ -1077,8 +1058,6 @@ def resolve_incident_query_string(search: str | None, query=None) -> IncidentRes
 
 def incident_frame(chart: str, resolved: IncidentResolved, query=None) -> pd.DataFrame:
     """Exactly the rows an incident chart or list draws; the page calls this too."""
-    from queries import incidents
-
     query = query or components.cached_query
     f, selection = resolved.filters, resolved.selection
     if chart == "grades":

@@ -223,6 +223,36 @@ class IncidentFilters:
         )
 
 
+PRESETS = ("last-28-days", "last-month", "rolling-12", "fytd")
+
+
+def preset_period(preset: str, latest: dt.date) -> tuple[dt.date, dt.date]:
+    """(start, end) of a preset period ending at `latest`, the latest date held.
+
+    The page and the cad load (which stores these periods' percentiles) both read
+    this, so what is stored is exactly what the page asks for.
+    """
+    if preset == "last-28-days":
+        return latest - dt.timedelta(days=27), latest
+    if preset == "last-month":
+        # The latest whole calendar month held: this month only if it is complete.
+        next_day = latest + dt.timedelta(days=1)
+        end = latest if next_day.day == 1 else latest.replace(day=1) - dt.timedelta(1)
+        return end.replace(day=1), end
+    if preset == "rolling-12":
+        return _year_earlier(latest) + dt.timedelta(days=1), latest
+    if preset == "fytd":
+        return dt.date(latest.year if latest.month >= 4 else latest.year - 1, 4, 1), (
+            latest
+        )
+    raise ValueError(f"unknown preset period {preset!r}; presets are {PRESETS}")
+
+
+def year_earlier(day: dt.date) -> dt.date:
+    """The same date a year earlier (29 February becomes the 28th)."""
+    return _year_earlier(day)
+
+
 def _year_earlier(day: dt.date) -> dt.date:
     if day.month == 2 and day.day == 29:
         return dt.date(day.year - 1, 2, 28)
@@ -277,6 +307,21 @@ def _scope(f: IncidentFilters) -> str:
     return " AND ".join(clauses) or "TRUE"
 
 
+# Each incident's target (see the module's docstring), on fct_incident i: the page
+# and the cad load's aggregates score incidents with these same fragments.
+TARGET_JOIN = """
+    LEFT JOIN dim_geography geo ON geo.lsoa_code = i.lsoa_code
+    LEFT JOIN dim_incident_grade d
+        ON d.grade = i.final_grade
+       AND d.valid_from <= i.local_date
+       AND (d.valid_to IS NULL OR i.local_date < d.valid_to)
+"""
+TARGET_MIN = (
+    "CASE WHEN geo.urban_rural = 'rural' THEN d.target_rural_minutes "
+    "ELSE d.target_urban_minutes END"
+)
+
+
 def _scored(where: str, name: str = "scored") -> str:
     """A CTE `name`: the incidents matching `where`, each with its target."""
     return f"""
@@ -290,15 +335,10 @@ def _scored(where: str, name: str = "scored") -> str:
                    geo.ward_code, geo.lad_code,
                    CASE WHEN geo.urban_rural = 'rural' THEN 'rural' ELSE 'urban' END
                        AS urban_rural,
-                   CASE WHEN geo.urban_rural = 'rural' THEN d.target_rural_minutes
-                        ELSE d.target_urban_minutes END AS target_min,
+                   {TARGET_MIN} AS target_min,
                    d.label AS grade_label
             FROM fct_incident i
-            LEFT JOIN dim_geography geo ON geo.lsoa_code = i.lsoa_code
-            LEFT JOIN dim_incident_grade d
-                ON d.grade = i.final_grade
-               AND d.valid_from <= i.local_date
-               AND (d.valid_to IS NULL OR i.local_date < d.valid_to)
+            {TARGET_JOIN}
             WHERE {where}
         )
     """

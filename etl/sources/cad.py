@@ -17,6 +17,7 @@ from etl import pipeline
 from etl.grades import ensure_default_grades
 from etl.pipeline import Loaded, SourceError, Staged
 from etl.schema import AGGREGATE_INPUTS_SQL
+from queries import incidents
 
 log = logging.getLogger("bluelamp.etl.cad")
 
@@ -312,14 +313,9 @@ _SCORED = """
     SELECT i.source, i.force_name, i.lifecycle_recorded, i.local_date, i.local_dow,
            i.local_hour, i.final_grade, i.opening_grade, i.arrived_at,
            i.attend_seconds, geo.ward_code, geo.lad_code,
-           CASE WHEN geo.urban_rural = 'rural' THEN d.target_rural_minutes
-                ELSE d.target_urban_minutes END AS target_min
+           """ + incidents.TARGET_MIN + """ AS target_min
     FROM fct_incident i
-    LEFT JOIN dim_geography geo ON geo.lsoa_code = i.lsoa_code
-    LEFT JOIN dim_incident_grade d
-        ON d.grade = i.final_grade
-       AND d.valid_from <= i.local_date
-       AND (d.valid_to IS NULL OR i.local_date < d.valid_to)
+    """ + incidents.TARGET_JOIN + """
     WHERE {where}
 """
 _COUNTS = """
@@ -465,10 +461,9 @@ _MISMATCHED_DATES = f"""
 """
 
 
-# The incidents page's preset periods (dashboards/exports.incident_period), which a
-# test keeps in step with the page. A period not listed here is still answered
-# exactly, only computed when asked for.
-PAGE_PERIODS = ("last-28-days", "last-month", "rolling-12", "fytd")
+# The incidents page's preset periods, whose percentiles are stored: a period not
+# listed is still answered exactly, only computed when asked for.
+PAGE_PERIODS = incidents.PRESETS
 PERCENTILES = "agg_incident_percentile"
 _PERCENTILE_COLUMNS = {
     "median_attend_min": "percentile_cont(0.5) WITHIN GROUP "
@@ -482,33 +477,16 @@ _PERCENTILE_COLUMNS = {
 }
 
 
-def _year_before(day: dt.date) -> dt.date:
-    if day.month == 2 and day.day == 29:
-        return dt.date(day.year - 1, 2, 28)
-    return day.replace(year=day.year - 1)
-
-
 def page_periods(latest: dt.date) -> list[tuple[dt.date, dt.date]]:
     """(start, end) of each preset period ending at `latest`, and of the same dates a
     year earlier (what the page compares with)."""
-    last_month_end = (
-        latest
-        if (latest + dt.timedelta(days=1)).day == 1
-        else latest.replace(day=1) - dt.timedelta(days=1)
-    )
-    presets = {
-        "last-28-days": (latest - dt.timedelta(days=27), latest),
-        "last-month": (last_month_end.replace(day=1), last_month_end),
-        "rolling-12": (_year_before(latest) + dt.timedelta(days=1), latest),
-        "fytd": (
-            dt.date(latest.year if latest.month >= 4 else latest.year - 1, 4, 1),
-            latest,
-        ),
-    }
     periods = set()
     for name in PAGE_PERIODS:
-        start, end = presets[name]
-        periods |= {(start, end), (_year_before(start), _year_before(end))}
+        start, end = incidents.preset_period(name, latest)
+        periods |= {
+            (start, end),
+            (incidents.year_earlier(start), incidents.year_earlier(end)),
+        }
     return sorted(periods)
 
 
