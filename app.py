@@ -7,12 +7,13 @@ import json
 import logging
 import math
 import os
+import re
 import secrets
 
 import dash
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, State, html
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from flask_caching import Cache
 
 import accounts
@@ -28,7 +29,6 @@ log = logging.getLogger("bluelamp.app")
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
 DASH_CALLBACK_PATH = "/_dash-update-component"
@@ -107,6 +107,9 @@ def create_app(environ: dict[str, str] | None = None) -> Dash:
     roles_file = settings.get("BLUELAMP_ROLES_FILE", env)
     accounts.use_roles(accounts.load_roles(roles_file or accounts.ROLES_FILE))
     server.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    server.config["BLUELAMP_FRAME_ANCESTORS"] = frame_ancestors(
+        settings.get("BLUELAMP_FRAME_ANCESTORS", env)
+    )
     server.register_error_handler(413, _too_large)
     # Before the login's hook, which reads `output` and `inputs` from any callback
     # body (and fails on anything else): a body that is not one of the app's
@@ -428,11 +431,32 @@ def _forget_scope(_exc=None):
         scope.reset(token)
 
 
+def frame_ancestors(value: str) -> str:
+    """BLUELAMP_FRAME_ANCESTORS checked: 'self', 'none' or http(s) origins."""
+    tokens = value.split()
+    allowed = re.compile(r"^('self'|'none'|https?://[A-Za-z0-9.-]+(:\d+)?)$")
+    bad = [t for t in tokens if not allowed.match(t)]
+    if not tokens or bad or ("'none'" in tokens and len(tokens) > 1):
+        raise ValueError(
+            f"BLUELAMP_FRAME_ANCESTORS {value!r}: give 'self', 'none' or "
+            "space-separated origins such as https://intranet.example.police.uk"
+        )
+    return " ".join(tokens)
+
+
 def _add_security_headers(response: Response) -> Response:
-    # The wall (/wall) shows pages in same-origin frames, asking for them with
-    # ?embed=1; every other response may not be framed at all.
+    # Pages asked for with ?embed=1 (the wall's own frames) may be framed by the
+    # ancestors the setting names (same origin by default); every other response
+    # may not be framed at all.
+    ancestors = "'none'"
     if request.args.get("embed") == "1":
-        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        ancestors = current_app.config["BLUELAMP_FRAME_ANCESTORS"]
+    legacy = {"'self'": "SAMEORIGIN", "'none'": "DENY"}.get(ancestors)
+    if legacy:  # browsers without CSP; other origins are CSP's alone
+        response.headers.setdefault("X-Frame-Options", legacy)
+    response.headers.setdefault(
+        "Content-Security-Policy", f"frame-ancestors {ancestors}"
+    )
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response

@@ -38,6 +38,12 @@ SETTINGS: tuple[Setting, ...] = (
         "for the shipped roles.toml.",
     ),
     Setting(
+        "BLUELAMP_FRAME_ANCESTORS",
+        "'self'",
+        "Who may frame pages asked for with ?embed=1 (the wall's frames): 'self', "
+        "'none' or space-separated origins (CSP frame-ancestors); other pages never.",
+    ),
+    Setting(
         "BLUELAMP_CACHE_URL",
         "",
         "Cache for query results: empty for a per-process memory cache, or "

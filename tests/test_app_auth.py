@@ -186,7 +186,37 @@ def test_security_headers_on_every_response(client, path, logged_in):
     response = client.get(path, headers=login("analyst") if logged_in else {})
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
     assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_only_embedded_pages_may_be_framed_and_only_as_the_setting_says(client):
+    embedded = client.get("/overview?embed=1", headers=login("display"))
+    assert embedded.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert embedded.headers["Content-Security-Policy"] == "frame-ancestors 'self'"
+    config = client.application.config
+    real = config["BLUELAMP_FRAME_ANCESTORS"]
+    try:
+        config["BLUELAMP_FRAME_ANCESTORS"] = "'self' https://intranet.example"
+        embedded = client.get("/overview?embed=1", headers=login("display"))
+        assert "X-Frame-Options" not in embedded.headers  # CSP alone lists origins
+        assert embedded.headers["Content-Security-Policy"] == (
+            "frame-ancestors 'self' https://intranet.example"
+        )
+        plain = client.get("/overview", headers=login("display"))
+        assert plain.headers["X-Frame-Options"] == "DENY"
+    finally:
+        config["BLUELAMP_FRAME_ANCESTORS"] = real
+
+
+@pytest.mark.parametrize(
+    "value", ["", "*", "'none' 'self'", "javascript:alert(1)", "https://a b;c"]
+)
+def test_a_bad_frame_ancestors_setting_stops_the_start(value):
+    import app as app_module
+
+    with pytest.raises(ValueError, match="BLUELAMP_FRAME_ANCESTORS"):
+        app_module.frame_ancestors(value)
 
 
 def test_missing_warehouse_shows_a_message_not_a_traceback(client, app_home):
