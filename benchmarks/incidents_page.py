@@ -7,7 +7,8 @@ then the list) and from a listed incident to its timeline. "Uncached" clears the
 app's cache before the request (the warehouse's own pre-aggregates are data, not
 cache); one unmeasured round first opens the warehouse, as a running server has.
 The load average is printed before and after: on a shared machine it says how far
-other work slowed the figures.
+other work slowed the figures; and whether call answering was summed from the calls
+load's daily aggregate or counted from fct_call (an aggregate missing or stale).
 """
 
 from __future__ import annotations
@@ -150,6 +151,7 @@ def main(argv=None) -> None:
         BLUELAMP_CACHE_URL="",
     )
     import app as app_module
+    from queries import incidents
 
     server = app_module.app.server
     token = base64.b64encode(f"analyst:{accounts.DEMO_PASSWORD}".encode()).decode()
@@ -167,6 +169,12 @@ def main(argv=None) -> None:
     for outputs, input_id, prop in CALLBACKS.values():  # warm: open the warehouse
         post(body(outputs, SEARCHES[0], input_id, prop))
     print(f"load average before: {_load()}")
+    with server.extensions["bluelamp"].reader.connect() as conn:
+        from_days = incidents.calls_aggregate_current(conn)
+    print(
+        "call answering: "
+        + ("summed from agg_call_day" if from_days else "counted from fct_call")
+    )
     print(f"{'callback':16} {'uncached ms (median/p95)':>26} {'cached ms':>24}")
     for name, (outputs, input_id, prop) in CALLBACKS.items():
         uncached, cached = [], []

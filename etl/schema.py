@@ -362,6 +362,64 @@ fct_call_interval = Table(
     Column("last_run_id", BigInteger, nullable=False),
 )
 
+# The answer bands, non-cumulative, upper bounds exclusive, on the seconds from queue
+# entry to answer: fct_call_interval's columns, and how call-level rows are put in
+# them (queries/calls.py, queries/incidents.py, agg_call_day).
+CALL_BANDS = (
+    ("answered_10", "answer_seconds < 10"),
+    ("answered_15", "answer_seconds >= 10 AND answer_seconds < 15"),
+    ("answered_20", "answer_seconds >= 15 AND answer_seconds < 20"),
+    ("answered_40", "answer_seconds >= 20 AND answer_seconds < 40"),
+    ("answered_60", "answer_seconds >= 40 AND answer_seconds < 60"),
+    ("answered_120", "answer_seconds >= 60 AND answer_seconds < 120"),
+    ("answered_over_120", "answer_seconds >= 120"),
+)
+
+# Call answering per source, line and local date (a call's queued local date, an
+# interval report's row by its local start), from both fct_call and
+# fct_call_interval, rebuilt by the calls load in its own transaction
+# (etl/sources/calls.py). Seconds are summed as whole microseconds, exact in any
+# order, so a period summed from days equals the same sum taken over the calls.
+agg_call_day = Table(
+    "agg_call_day",
+    metadata,
+    Column("source", String, nullable=False),
+    Column("line", String, nullable=False),
+    Column("local_date", Date, nullable=False),
+    Column("call_rows", BigInteger, nullable=False),  # fct_call rows counted
+    Column("interval_rows", BigInteger, nullable=False),  # fct_call_interval rows
+    *(Column(name, BigInteger, nullable=False) for name, _ in CALL_BANDS),
+    Column("abandoned", BigInteger, nullable=False),
+    Column("offered", BigInteger, nullable=False),
+    Column("answer_seconds_n", BigInteger, nullable=False),  # call-level answers
+    Column("answer_microseconds", BigInteger),  # their sum; NULL when none
+    Column("bt_seconds_n", BigInteger, nullable=False),
+    Column("bt_microseconds", BigInteger),
+)
+# One row: what agg_call_day was built from (CALL_AGGREGATE_INPUTS_SQL). Rows added,
+# removed or rewritten by a later run outside the calls load change it.
+agg_call_state = Table(
+    "agg_call_state",
+    metadata,
+    Column("call_rows", BigInteger, nullable=False),
+    Column("interval_rows", BigInteger, nullable=False),
+    Column("latest_run_id", BigInteger, nullable=False),  # newest last_run_id held
+    Column("run_id", BigInteger, nullable=False),
+)
+CALL_AGGREGATE_INPUTS_SQL = """
+    SELECT c.n AS call_rows, i.n AS interval_rows,
+           coalesce(greatest(c.latest, i.latest), 0) AS latest_run_id
+    FROM (SELECT count(*) AS n, max(last_run_id) AS latest FROM fct_call) c
+    CROSS JOIN (SELECT count(*) AS n, max(last_run_id) AS latest
+                FROM fct_call_interval) i
+"""
+# One row, true exactly when agg_call_day may be read (no row when never built).
+CALL_AGGREGATE_CURRENT_SQL = f"""
+    SELECT s.call_rows = n.call_rows AND s.interval_rows = n.interval_rows
+           AND s.latest_run_id = n.latest_run_id AS current
+    FROM agg_call_state s CROSS JOIN ({CALL_AGGREGATE_INPUTS_SQL}) n
+"""
+
 FACT_TABLES = ("fct_crime", "fct_incident", "fct_call", "fct_call_interval")
 
 # Each fact's grain. Declared as checks, not PRIMARY KEYs: DuckDB builds an ART index

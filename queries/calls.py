@@ -15,6 +15,7 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import Connection, text
 
+from etl.schema import CALL_BANDS
 from queries import scope
 
 NOT_BY_AREA = (
@@ -33,25 +34,20 @@ ANSWERING_COLUMNS = [
     "mean_answer_seconds",
 ]
 
-# Non-cumulative bands, upper bounds exclusive: [0, 10), [10, 15), ... [120, inf).
-_CALL_BANDS = """
-    sum(CASE WHEN answer_seconds < 10 THEN 1 ELSE 0 END) AS answered_10,
-    sum(CASE WHEN answer_seconds >= 10 AND answer_seconds < 15 THEN 1 ELSE 0 END)
-        AS answered_15,
-    sum(CASE WHEN answer_seconds >= 15 AND answer_seconds < 20 THEN 1 ELSE 0 END)
-        AS answered_20,
-    sum(CASE WHEN answer_seconds >= 20 AND answer_seconds < 40 THEN 1 ELSE 0 END)
-        AS answered_40,
-    sum(CASE WHEN answer_seconds >= 40 AND answer_seconds < 60 THEN 1 ELSE 0 END)
-        AS answered_60,
-    sum(CASE WHEN answer_seconds >= 60 AND answer_seconds < 120 THEN 1 ELSE 0 END)
-        AS answered_120,
-    sum(CASE WHEN answer_seconds >= 120 THEN 1 ELSE 0 END) AS answered_over_120,
+# Non-cumulative bands, upper bounds exclusive: [0, 10), [10, 15) ... [120, inf), as
+# etl.schema.CALL_BANDS defines them for every reader and the calls load.
+_CALL_BANDS = (
+    ",\n".join(
+        f"sum(CASE WHEN {condition} THEN 1 ELSE 0 END) AS {name}"
+        for name, condition in CALL_BANDS
+    )
+    + """,
     sum(CASE WHEN answered_at IS NULL THEN 1 ELSE 0 END) AS abandoned,
     count(*) AS offered,
     sum(answer_seconds) AS answer_seconds_sum,
     count(answer_seconds) AS answer_seconds_n
 """
+)
 
 
 def _filters(

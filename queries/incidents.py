@@ -38,7 +38,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, inspect
 
-from etl.schema import AGGREGATE_INPUTS_SQL
+from etl.schema import (
+    AGGREGATE_INPUTS_SQL,
+    CALL_AGGREGATE_CURRENT_SQL,
+    CALL_BANDS,
+)
 from queries import areas, scope, stats
 from queries.frames import read_frame
 
@@ -1037,7 +1041,9 @@ def call_answering(
 
     Bands as in `queries.calls` (under 10 s, 10 to under 60 s, 60 s and over; share
     of calls answered). Mean answer and mean BT leg need call-level times: NaN where
-    only interval reports are held.
+    only interval reports are held. Summed from the calls load's daily aggregate
+    while it matches the facts (`calls_aggregate_current`), else counted from them:
+    the same figures either way (tests/test_call_aggregate.py).
     """
     raw = _answering(conn, start, end, source)
     position = {str(line): n for n, line in enumerate(raw.get("line", []))}
@@ -1076,26 +1082,15 @@ def call_answering(
     return out[ANSWERING_COLUMNS]
 
 
-_ANSWER_BANDS = (  # queries.calls._CALL_BANDS: seconds from queue entry to answer
-    ("answered_10", "answer_seconds < 10"),
-    ("answered_15", "answer_seconds >= 10 AND answer_seconds < 15"),
-    ("answered_20", "answer_seconds >= 15 AND answer_seconds < 20"),
-    ("answered_40", "answer_seconds >= 20 AND answer_seconds < 40"),
-    ("answered_60", "answer_seconds >= 40 AND answer_seconds < 60"),
-    ("answered_120", "answer_seconds >= 60 AND answer_seconds < 120"),
-    ("answered_over_120", "answer_seconds >= 120"),
-)
-
-
 def _answering(
     conn: Connection, start: dt.date, end: dt.date, source: str | None
 ) -> pd.DataFrame:
     """calls.answering_bands' and calls.bt_leg's sums for whole local dates, in one
-    scan: per line, the bands, abandoned, offered and the sums behind the means.
+    read: per line, the bands, abandoned, offered and the sums behind the means.
 
-    A call's local hour lies in [start 00:00, end + 1 day 00:00) exactly when its
-    local date lies in [start, end]; filtering on the stored date (not on date plus
-    hour) lets the engine skip the row groups outside the period.
+    From agg_call_day when it is current and the user sees every area; else from
+    fct_call and fct_call_interval. Both sum seconds as whole microseconds, exact in
+    any order, so both give the same figures to the last bit.
     """
     params = {
         "start": start,
@@ -1108,41 +1103,19 @@ def _answering(
         by_source = " AND source = :source"
         params["source"] = source
     if scope.restricted():  # calls carry no location: see calls.NOT_BY_AREA
-        by_source += " AND FALSE"
-    # Calls are counted per line and answer time first (a year is over a million
-    # calls but a few thousand distinct times), then banded as queries.calls bands
-    # them (_CALL_BANDS): the same counts, at a fraction of the cost.
-    banded = ",\n".join(
-        f"sum(CASE WHEN {condition} THEN calls ELSE 0 END) AS {name}"
-        for name, condition in _ANSWER_BANDS
-    )
-    sql = f"""
-        WITH by_time AS (
-            SELECT line, answer_seconds, count(*) AS calls,
-                   count(answered_at) AS answered_calls,
-                   sum(answer_seconds) AS answer_seconds_total,
-                   count(answer_seconds) AS answer_seconds_n,
-                   sum(bt_seconds) AS bt_seconds_sum, count(bt_seconds) AS bt_calls
-            FROM fct_call
+        shaped = _answering_exact(by_source + " AND FALSE")
+    elif calls_aggregate_current(conn):
+        shaped = f"""
+            SELECT line, {", ".join(name for name, _ in CALL_BANDS)}, abandoned,
+                   offered, answer_microseconds, answer_seconds_n,
+                   bt_microseconds, bt_seconds_n AS bt_calls
+            FROM agg_call_day
             WHERE local_date BETWEEN :start AND :end{by_source}
-            GROUP BY line, answer_seconds
-        ),
-        shaped AS (
-            SELECT line, {banded},
-                   sum(calls - answered_calls) AS abandoned, sum(calls) AS offered,
-                   sum(answer_seconds_total) AS answer_seconds_sum,
-                   sum(answer_seconds_n) AS answer_seconds_n,
-                   sum(bt_seconds_sum) AS bt_seconds_sum, sum(bt_calls) AS bt_calls
-            FROM by_time
-            GROUP BY line
-            UNION ALL
-            SELECT line, answered_10, answered_15, answered_20, answered_40,
-                   answered_60, answered_120, answered_over_120, abandoned, offered,
-                   NULL AS answer_seconds_sum, 0 AS answer_seconds_n,
-                   NULL AS bt_seconds_sum, 0 AS bt_calls
-            FROM fct_call_interval
-            WHERE interval_start >= :after AND interval_start < :before{by_source}
-        )
+        """
+    else:
+        shaped = _answering_exact(by_source)
+    sql = f"""
+        WITH shaped AS ({shaped})
         SELECT line,
             sum(answered_10) AS answered_within_10,
             sum(answered_15 + answered_20 + answered_40 + answered_60)
@@ -1150,15 +1123,76 @@ def _answering(
             sum(answered_120 + answered_over_120) AS answered_60_plus,
             sum(abandoned) AS abandoned,
             sum(offered) AS offered,
-            sum(answer_seconds_sum) AS answer_seconds_sum,
+            {_seconds("answer_microseconds")} AS answer_seconds_sum,
             sum(answer_seconds_n) AS answer_seconds_n,
-            sum(bt_seconds_sum) AS bt_seconds_sum,
+            {_seconds("bt_microseconds")} AS bt_seconds_sum,
             sum(bt_calls) AS bt_calls
         FROM shaped
         GROUP BY line
         ORDER BY line
     """
     return _run(conn, sql, params)
+
+
+def _seconds(microseconds: str) -> str:
+    """SQL: a sum of whole microseconds (exact) in seconds, computed alike on every
+    path (a double holds such sums exactly below 2**53 us, 285 years of waiting)."""
+    return f"CAST(sum({microseconds}) AS DOUBLE PRECISION) / 1000000"
+
+
+def _answering_exact(by_source: str) -> str:
+    """_answering's per-line rows counted from fct_call and fct_call_interval."""
+    # Calls are counted per line and answer time first (a year is over a million
+    # calls but a few thousand distinct times), then banded as queries.calls bands
+    # them (etl.schema.CALL_BANDS): the same counts, at a fraction of the cost.
+    banded = ",\n".join(
+        f"sum(CASE WHEN {condition} THEN calls ELSE 0 END) AS {name}"
+        for name, condition in CALL_BANDS
+    )
+    return f"""
+        WITH by_time AS (
+            SELECT line, answer_seconds, count(*) AS calls,
+                   count(answered_at) AS answered_calls,
+                   count(answer_seconds)
+                       * CAST(round(answer_seconds * 1000000) AS BIGINT)
+                       AS answer_microseconds,
+                   count(answer_seconds) AS answer_seconds_n,
+                   sum(CAST(round(bt_seconds * 1000000) AS BIGINT))
+                       AS bt_microseconds,
+                   count(bt_seconds) AS bt_calls
+            FROM fct_call
+            WHERE local_date BETWEEN :start AND :end{by_source}
+            GROUP BY line, answer_seconds
+        )
+        SELECT line, {banded},
+               sum(calls - answered_calls) AS abandoned, sum(calls) AS offered,
+               sum(answer_microseconds) AS answer_microseconds,
+               sum(answer_seconds_n) AS answer_seconds_n,
+               sum(bt_microseconds) AS bt_microseconds, sum(bt_calls) AS bt_calls
+        FROM by_time
+        GROUP BY line
+        UNION ALL
+        SELECT line, answered_10, answered_15, answered_20, answered_40,
+               answered_60, answered_120, answered_over_120, abandoned, offered,
+               NULL AS answer_microseconds, 0 AS answer_seconds_n,
+               NULL AS bt_microseconds, 0 AS bt_calls
+        FROM fct_call_interval
+        WHERE interval_start >= :after AND interval_start < :before{by_source}
+    """
+
+
+def calls_aggregate_current(conn: Connection) -> bool:
+    """Whether agg_call_day holds exactly what fct_call and fct_call_interval hold
+    now (etl.schema.CALL_AGGREGATE_CURRENT_SQL): rows added, removed or rewritten
+    outside the calls load make it stale until that load runs again."""
+    return _per_snapshot(conn, "calls", _compare_call_state)
+
+
+def _compare_call_state(conn: Connection) -> bool:
+    if not _has_table(conn, "agg_call_state"):
+        return False
+    frame = _run(conn, CALL_AGGREGATE_CURRENT_SQL, {})
+    return len(frame) == 1 and bool(frame["current"].iloc[0])
 
 
 # ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import Connection
 
+from etl.schema import CALL_BANDS
 from queries import incidents, scope
 from queries.incidents import IncidentFilters
 
@@ -62,8 +63,9 @@ def weekly_calls(
     10 s and the mean answer time, for local dates start..end.
 
     The same calls as `incidents.call_answering` (call-level rows by local date,
-    interval reports by their local start), so the weeks sum to its figures. The
-    mean needs call-level times: NaN for weeks held only as interval reports.
+    interval reports by their local start), from the same daily aggregate when it
+    is current, so the weeks sum to its figures. The mean needs call-level times:
+    NaN for weeks held only as interval reports.
     """
     params = {
         "start": start,
@@ -75,42 +77,65 @@ def weekly_calls(
     if source is not None:
         by_source = " AND source = :source"
         params["source"] = source
+    answered = " + ".join(name for name, _ in CALL_BANDS)
     if scope.restricted():  # calls carry no location: see calls.NOT_BY_AREA
-        by_source += " AND FALSE"
-    interval_day = "CAST(interval_start AS DATE)"
-    # `timed` (calls with an answer time) is the mean's denominator: interval
-    # reports add to `answered` but carry no times.
-    sql = f"""
-        WITH shaped AS (
+        shaped = _weekly_calls_exact(by_source + " AND FALSE")
+    elif incidents.calls_aggregate_current(conn):
+        shaped = f"""
             SELECT {_monday("local_date")} AS week_start, line,
-                   count(*) AS offered,
-                   count(answer_seconds) AS answered,
-                   sum(CASE WHEN answer_seconds < 10 THEN 1 ELSE 0 END) AS within_10,
-                   sum(answer_seconds) AS answer_seconds_sum,
-                   count(answer_seconds) AS timed
-            FROM fct_call
+                   sum(offered) AS offered, sum({answered}) AS answered,
+                   sum(answered_10) AS within_10,
+                   sum(answer_microseconds) AS answer_microseconds,
+                   sum(answer_seconds_n) AS timed
+            FROM agg_call_day
             WHERE local_date BETWEEN :start AND :end{by_source}
             GROUP BY 1, 2
-            UNION ALL
-            SELECT {_monday(interval_day)} AS week_start, line,
-                   sum(offered) AS offered,
-                   sum(answered_10 + answered_15 + answered_20 + answered_40
-                       + answered_60 + answered_120 + answered_over_120) AS answered,
-                   sum(answered_10) AS within_10,
-                   NULL AS answer_seconds_sum,
-                   0 AS timed
-            FROM fct_call_interval
-            WHERE interval_start >= :after AND interval_start < :before{by_source}
-            GROUP BY 1, 2
-        )
+        """
+    else:
+        shaped = _weekly_calls_exact(by_source)
+    sql = f"""
+        WITH shaped AS ({shaped})
         SELECT week_start, line, sum(offered) AS offered, sum(answered) AS answered,
                sum(within_10) AS within_10,
-               sum(answer_seconds_sum) AS answer_seconds_sum, sum(timed) AS timed
+               {incidents._seconds("answer_microseconds")} AS answer_seconds_sum,
+               sum(timed) AS timed
         FROM shaped
         GROUP BY 1, 2
     """
     frame = incidents._run(conn, sql, params)
     return _weekly_call_frame(frame, weeks_of(start, end))
+
+
+def _weekly_calls_exact(by_source: str) -> str:
+    """weekly_calls' rows per week and line counted from fct_call and
+    fct_call_interval."""
+    interval_day = "CAST(interval_start AS DATE)"
+    answered = " + ".join(name for name, _ in CALL_BANDS)
+    # `timed` (calls with an answer time) is the mean's denominator: interval
+    # reports add to `answered` but carry no times. Seconds are summed as whole
+    # microseconds, as incidents.call_answering sums them.
+    return f"""
+        SELECT {_monday("local_date")} AS week_start, line,
+               count(*) AS offered,
+               count(answer_seconds) AS answered,
+               sum(CASE WHEN {CALL_BANDS[0][1]} THEN 1 ELSE 0 END) AS within_10,
+               sum(CAST(round(answer_seconds * 1000000) AS BIGINT))
+                   AS answer_microseconds,
+               count(answer_seconds) AS timed
+        FROM fct_call
+        WHERE local_date BETWEEN :start AND :end{by_source}
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT {_monday(interval_day)} AS week_start, line,
+               sum(offered) AS offered,
+               sum({answered}) AS answered,
+               sum(answered_10) AS within_10,
+               NULL AS answer_microseconds,
+               0 AS timed
+        FROM fct_call_interval
+        WHERE interval_start >= :after AND interval_start < :before{by_source}
+        GROUP BY 1, 2
+    """
 
 
 def _weekly_call_frame(frame: pd.DataFrame, weeks: list[dt.date]) -> pd.DataFrame:

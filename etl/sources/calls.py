@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import logging
+import time
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select, text
 
 from etl import mapping as mp
 from etl import pipeline
 from etl.pipeline import Loaded, SourceError, Staged
-from etl.schema import fct_call_interval
+from etl.schema import (
+    CALL_AGGREGATE_CURRENT_SQL,
+    CALL_AGGREGATE_INPUTS_SQL,
+    CALL_BANDS,
+    fct_call_interval,
+)
+
+log = logging.getLogger("bluelamp.etl.calls")
 
 NAME = "calls"
 PATTERNS = ("*.csv", "*.csv.gz")
@@ -277,7 +287,10 @@ def _local_start(values: pd.Series, formats: tuple[str, ...]) -> pd.Series:
 
 
 def load(conn: Connection, staged: Staged, run_id: int) -> Loaded:
-    loaded = duplicate = 0
+    loaded = duplicate = updated = 0
+    # Asked before writing: only an aggregate that matched the facts until now may
+    # be brought up to date date by date.
+    was_current = call_aggregate_current(conn)
     if CALL_TABLE in staged.frames:
         frame, repeats = pipeline.split_duplicates(staged.frames[CALL_TABLE], CALL_KEYS)
         inserted, updated, unchanged = pipeline.upsert(
@@ -293,6 +306,15 @@ def load(conn: Connection, staged: Staged, run_id: int) -> Loaded:
         new, same = _load_intervals(conn, staged.frames[INTERVAL_TABLE], run_id)
         loaded += new
         duplicate += same
+    started = time.perf_counter()
+    rebuilt = rebuild_call_aggregate(
+        conn, run_id, whole=not was_current, calls_changed=updated > 0
+    )
+    log.info(
+        "call aggregate: rebuilt %s in %.1f s",
+        {"all": "whole", "dates": "the changed dates", "none": "nothing"}[rebuilt],
+        time.perf_counter() - started,
+    )
     return Loaded(loaded, duplicate)
 
 
@@ -338,3 +360,143 @@ def _identical_to_warehouse(conn: Connection, long: pd.DataFrame) -> pd.Series:
     for column in ("interval_minutes", *COUNTS):
         same &= (merged[column] == merged[f"{column}_old"]).fillna(False)
     return same.astype(bool)
+
+
+# ---------------------------------------------------------------------------
+# Call answering by day (etl/schema.py: agg_call_day and agg_call_state), rebuilt in
+# the load's transaction so readers see it change with the facts. queries/incidents.py
+# and queries/trends.py read it while agg_call_state matches the facts; a test proves
+# their figures from it equal those counted from fct_call and fct_call_interval.
+
+AGGREGATE = "agg_call_day"
+AGGREGATE_STATE = "agg_call_state"
+# A load changing more local dates than this rebuilds the aggregate whole.
+REBUILD_ALL_DAYS = 400
+
+_BAND_NAMES = [name for name, _ in CALL_BANDS]
+_DAY_COLUMNS = [
+    "call_rows",
+    "interval_rows",
+    *_BAND_NAMES,
+    "abandoned",
+    "offered",
+    "answer_seconds_n",
+    "answer_microseconds",
+    "bt_seconds_n",
+    "bt_microseconds",
+]
+
+
+def _microseconds(column: str) -> str:
+    # Times are held to the microsecond: whole microseconds add up exactly.
+    return f"sum(CAST(round({column} * 1000000) AS BIGINT))"
+
+
+def _day_sql(call_where: str, interval_where: str) -> str:
+    banded = ",\n".join(
+        f"sum(CASE WHEN {condition} THEN 1 ELSE 0 END) AS {name}"
+        for name, condition in CALL_BANDS
+    )
+    interval_day = "CAST(interval_start AS DATE)"
+    return f"""
+        INSERT INTO {AGGREGATE} (source, line, local_date, {", ".join(_DAY_COLUMNS)})
+        SELECT source, line, local_date,
+               {", ".join(f"sum({c})" for c in _DAY_COLUMNS)}
+        FROM (
+            SELECT source, line, local_date, count(*) AS call_rows,
+                   0 AS interval_rows, {banded},
+                   count(*) - count(answered_at) AS abandoned, count(*) AS offered,
+                   count(answer_seconds) AS answer_seconds_n,
+                   {_microseconds("answer_seconds")} AS answer_microseconds,
+                   count(bt_seconds) AS bt_seconds_n,
+                   {_microseconds("bt_seconds")} AS bt_microseconds
+            FROM {CALL_TABLE}
+            WHERE {call_where}
+            GROUP BY source, line, local_date
+            UNION ALL
+            SELECT source, line, {interval_day}, 0, count(*),
+                   {", ".join(f"sum({c})" for c in _BAND_NAMES)},
+                   sum(abandoned), sum(offered), 0, NULL, 0, NULL
+            FROM {INTERVAL_TABLE}
+            WHERE {interval_where}
+            GROUP BY source, line, {interval_day}
+        ) d
+        GROUP BY source, line, local_date
+    """
+
+
+def call_aggregate_current(conn: Connection) -> bool:
+    """Whether agg_call_day was built from exactly the calls and intervals held now:
+    the same row counts and no row written by a later run (agg_call_state)."""
+    return bool(conn.execute(text(CALL_AGGREGATE_CURRENT_SQL)).scalar())
+
+
+def rebuild_call_aggregate(
+    conn: Connection, run_id: int, whole: bool = True, calls_changed: bool = False
+) -> str:
+    """Bring agg_call_day up to date with fct_call and fct_call_interval (same
+    transaction), then record what it was built from.
+
+    Unless `whole`, redoes the (source, local date)s holding a row this run wrote
+    and, when `calls_changed` (a call may have moved to another date), any date whose
+    call count no longer matches; everything when many dates changed. Returns what
+    was redone: "all", "dates" or "none".
+    """
+    stale: dict[str, set] = collections.defaultdict(set)
+    if not whole:
+        rows = conn.execute(
+            text(
+                f"""
+                SELECT DISTINCT source, local_date FROM {CALL_TABLE}
+                WHERE last_run_id = :run_id
+                UNION
+                SELECT DISTINCT source, CAST(interval_start AS DATE)
+                FROM {INTERVAL_TABLE}
+                WHERE last_run_id = :run_id
+                """
+            ),
+            {"run_id": run_id},
+        ).all()
+        if calls_changed:
+            rows += conn.execute(text(_MISMATCHED_DATES)).all()
+        for source, day in rows:
+            stale[source].add(day)
+        whole = sum(len(days) for days in stale.values()) > REBUILD_ALL_DAYS
+    if whole:
+        conn.execute(text(f"DELETE FROM {AGGREGATE}"))
+        conn.execute(text(_day_sql("TRUE", "TRUE")))
+    redo = [
+        f"DELETE FROM {AGGREGATE} WHERE source = :source AND local_date IN :dates",
+        _day_sql(
+            "source = :source AND local_date IN :dates",
+            "source = :source AND CAST(interval_start AS DATE) IN :dates",
+        ),
+    ]
+    for source, days in sorted(stale.items()) if not whole else ():
+        for sql in redo:
+            statement = text(sql).bindparams(bindparam("dates", expanding=True))
+            conn.execute(statement, {"source": source, "dates": sorted(days)})
+    inputs = conn.execute(text(CALL_AGGREGATE_INPUTS_SQL)).mappings().one()
+    conn.execute(text(f"DELETE FROM {AGGREGATE_STATE}"))
+    conn.execute(
+        text(
+            f"INSERT INTO {AGGREGATE_STATE} "
+            "(call_rows, interval_rows, latest_run_id, run_id) "
+            "VALUES (:call_rows, :interval_rows, :latest_run_id, :run_id)"
+        ),
+        {**inputs, "run_id": run_id},
+    )
+    return "all" if whole else ("dates" if stale else "none")
+
+
+# Dates whose calls the aggregate no longer counts right (a call that moved date).
+_MISMATCHED_DATES = f"""
+    SELECT coalesce(f.source, a.source) AS source,
+           coalesce(f.local_date, a.local_date) AS local_date
+    FROM (SELECT source, local_date, count(*) AS n FROM {CALL_TABLE}
+          GROUP BY source, local_date) f
+    FULL JOIN (SELECT source, local_date, sum(call_rows) AS n FROM {AGGREGATE}
+               GROUP BY source, local_date HAVING sum(call_rows) > 0) a
+        ON a.source = f.source AND a.local_date = f.local_date
+    WHERE f.n IS NULL OR a.n IS NULL OR f.n <> a.n
+"""
