@@ -542,6 +542,9 @@ _FILTERED_EXPORTS = {
 }
 
 
+_PAGE_FALLBACK = re.compile(r": showing [^.]*\.$")
+
+
 @blueprint.before_request
 def _refuse_invalid_filters():
     """An export never falls back: where the page drops or replaces a filter value
@@ -562,7 +565,9 @@ def _refuse_invalid_filters():
         return None  # the route says so (503)
     if not resolved.invalid:
         return None
-    lines = "".join(f"- {p}\n" for p in resolved.invalid)
+    # The page's fallback ("showing all forces") does not apply: nothing is exported.
+    problems = [_PAGE_FALLBACK.sub(".", p) for p in resolved.invalid]
+    lines = "".join(f"- {p}\n" for p in problems)
     return Response(
         "Bad request: this export's filters are not valid, so nothing was "
         f"exported:\n{lines}",
