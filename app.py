@@ -126,7 +126,6 @@ def create_app(environ: dict[str, str] | None = None) -> Dash:
         may_see=accounts.may_see,
         users_file=settings.get("BLUELAMP_USERS_FILE", env),
         login_method=settings.get("BLUELAMP_LOGIN", env).strip().lower(),
-        logout_url=login.logout_url(env),
         disclosure=disclosure.parse_policy(
             settings.get("BLUELAMP_SUPPRESS_BELOW", env),
             settings.get("BLUELAMP_SUPPRESS_ROLES", env),

@@ -91,12 +91,6 @@ def install(
     )
 
 
-def logout_url(env: Mapping[str, str]) -> str:
-    """The sign-out route of the login in use ("" for basic, which has none)."""
-    method = settings.get("BLUELAMP_LOGIN", env).strip().lower()
-    return LOGOUT_ROUTE if method == "oidc" else ""
-
-
 def oidc_config(env: Mapping[str, str]) -> OidcConfig:
     """The OpenID Connect settings, checked: a clear error naming what is missing."""
     missing = [name for name in REQUIRED if not settings.get(name, env).strip()]

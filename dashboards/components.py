@@ -17,6 +17,7 @@ from dash import dash_table, html
 from flask import current_app, g, has_app_context, has_request_context
 
 import accounts
+import login
 from dashboards import disclosure
 from etl import warehouse
 from queries import scope
@@ -37,10 +38,13 @@ class Runtime:
     may_see: Callable[[str | None, str], bool]
     # The users file the basic login reads (listed on the admin's Users page).
     users_file: str = ""
-    # "basic" (the users file) or "oidc" (an identity provider), and where "Sign
-    # out" goes: empty for the basic login, which has no sign-out.
+    # "basic" (the users file) or "oidc" (an identity provider).
     login_method: str = "basic"
-    logout_url: str = ""
+
+    @property
+    def logout_url(self) -> str:
+        """Where "Sign out" goes: nowhere for the basic login, which has none."""
+        return login.LOGOUT_ROUTE if self.login_method == "oidc" else ""
     # Which roles have small counts suppressed in maps and exports, below what.
     disclosure: disclosure.Policy = disclosure.Policy()
 
@@ -257,6 +261,31 @@ def navbar(pages: list[dict], data_as_at: str, user: str | None) -> dbc.Navbar:
         dark=True,
         expand="md",
         className="mb-3",
+    )
+
+
+def export_links(page: str, charts, href, labels=None) -> html.Div:
+    """A page's download links (ids `<page>-export-<chart>`, URLs from `href(chart,
+    search)`), shown to roles that may export and hidden from the others, whom the
+    export routes refuse with 403 anyway.
+
+    No `download` attribute: the route's Content-Disposition makes a file download,
+    and an export asking for a reason code can show its form instead.
+    """
+    labels = labels or {}
+    shown = accounts.may_export(current_role())
+    return html.Div(
+        [
+            html.A(
+                labels.get(chart, f"CSV: {chart}"),
+                id=f"{page}-export-{chart}",
+                href=href(chart, ""),
+                className="me-3 small",
+            )
+            for chart in charts
+        ],
+        className=f"bl-{page}-exports",
+        style=None if shown else {"display": "none"},
     )
 
 

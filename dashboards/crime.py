@@ -6,7 +6,6 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
-import accounts
 from dashboards import components, disclosure, exports, figures
 from geo import choropleth
 from queries import crime
@@ -268,23 +267,8 @@ def _month_picker(component_id, label, months, value) -> html.Div:
 
 
 def _export_links(*charts) -> html.Div:
-    """CSV links, shown to analysts and admins; hidden from other roles (whom the
-    export routes refuse with 403 anyway)."""
-    shown = accounts.may_export(components.current_role())
-    return html.Div(
-        [
-            html.A(
-                "Hot-spot map (HTML)" if chart == "hotspots" else f"CSV: {chart}",
-                id=f"crime-export-{chart}",
-                href=_export_href(chart, ""),
-                className="me-3 small",
-                # No `download` attribute: the route's Content-Disposition makes a
-                # CSV download, and a page asking for a reason code can show.
-            )
-            for chart in charts
-        ],
-        className="bl-crime-exports",
-        style=None if shown else {"display": "none"},
+    return components.export_links(
+        "crime", charts, _export_href, labels={"hotspots": "Hot-spot map (HTML)"}
     )
 
 

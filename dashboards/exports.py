@@ -491,15 +491,16 @@ def csv_chunks(
         )
 
 
+def _area_label(path) -> str:
+    """An export header's area: its breadcrumb, force first."""
+    parts = [f"{p['area_name']} ({p['level']} {p['area_code']})" for p in path]
+    return " > ".join(parts) or "all forces"
+
+
 def describe(resolved: Resolved, chart: str, run_id, now: dt.datetime):
     """The header block's (name, value) pairs for one export."""
     f, selection = resolved.filters, resolved.selection
-    area = (
-        " > ".join(
-            f"{p['area_name']} ({p['level']} {p['area_code']})" for p in resolved.path
-        )
-        or "all forces"
-    )
+    area = _area_label(resolved.path)
     items = [
         ("Bluelamp crime export", f"{chart}: {CHARTS[chart]}"),
         ("Period", resolved.sentence),
@@ -1119,12 +1120,7 @@ def _empty(_fn, chart: str) -> pd.DataFrame:
 def describe_incidents(resolved: IncidentResolved, chart: str, run_id, now):
     """The header block's (name, value) pairs for one incident export."""
     f, selection = resolved.filters, resolved.selection
-    area = (
-        " > ".join(
-            f"{p['area_name']} ({p['level']} {p['area_code']})" for p in resolved.path
-        )
-        or "all forces"
-    )
+    area = _area_label(resolved.path)
     items = [
         ("Bluelamp incidents export", f"{chart}: {INCIDENT_CHARTS[chart]}"),
         ("Period", resolved.sentence),

@@ -11,7 +11,6 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
-import accounts
 from dashboards import components, exports, figures
 from geo import choropleth
 from queries import crime, incidents, scope
@@ -336,23 +335,7 @@ def _filters(selection: exports.IncidentSelection, sources: list[str]) -> dbc.Ro
 
 
 def _export_links(*charts) -> html.Div:
-    """CSV links for analysts and admins; hidden from roles the routes refuse."""
-    shown = accounts.may_export(components.current_role())
-    return html.Div(
-        [
-            html.A(
-                f"CSV: {chart}",
-                id=f"incidents-export-{chart}",
-                href=_export_href(chart, ""),
-                className="me-3 small",
-                # No `download` attribute: the route's Content-Disposition makes a
-                # CSV download, and a page asking for a reason code can show.
-            )
-            for chart in charts
-        ],
-        className="bl-incidents-exports",
-        style=None if shown else {"display": "none"},
-    )
+    return components.export_links("incidents", charts, _export_href)
 
 
 def _export_href(chart: str, search: str) -> str:

@@ -238,8 +238,6 @@ def area_path(conn: Connection, level: str, area_code: str) -> list[dict]:
     if frame.empty:
         return []
     found = {k: (None if pd.isna(v) else v) for k, v in frame.iloc[0].items()}
-    if found is None:
-        return []
     path = [
         {
             "level": found[f"level{i}"],

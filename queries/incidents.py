@@ -223,7 +223,7 @@ class IncidentFilters:
     def previous_year(self) -> IncidentFilters:
         """The same dates a year earlier (29 February becomes the 28th)."""
         return dataclasses.replace(
-            self, start=_year_earlier(self.start), end=_year_earlier(self.end)
+            self, start=year_earlier(self.start), end=year_earlier(self.end)
         )
 
 
@@ -244,7 +244,7 @@ def preset_period(preset: str, latest: dt.date) -> tuple[dt.date, dt.date]:
         end = latest if next_day.day == 1 else latest.replace(day=1) - dt.timedelta(1)
         return end.replace(day=1), end
     if preset == "rolling-12":
-        return _year_earlier(latest) + dt.timedelta(days=1), latest
+        return year_earlier(latest) + dt.timedelta(days=1), latest
     if preset == "fytd":
         return dt.date(latest.year if latest.month >= 4 else latest.year - 1, 4, 1), (
             latest
@@ -254,10 +254,6 @@ def preset_period(preset: str, latest: dt.date) -> tuple[dt.date, dt.date]:
 
 def year_earlier(day: dt.date) -> dt.date:
     """The same date a year earlier (29 February becomes the 28th)."""
-    return _year_earlier(day)
-
-
-def _year_earlier(day: dt.date) -> dt.date:
     if day.month == 2 and day.day == 29:
         return dt.date(day.year - 1, 2, 28)
     return day.replace(year=day.year - 1)
